@@ -1,0 +1,244 @@
+/**
+ * Sluice side-by-side benchmark: `npm run bench -- [options]`.
+ *
+ *   --runs N            runs per figure (default 3; the table shows median [min–max])
+ *   --quick             small sizes and one run: a smoke check in about three minutes
+ *   --only a,b          systems: sluice-sqlite, sluice-postgres, bullmq, pg-boss, graphile-worker
+ *   --workloads W1,W3   workloads: W1, W2, W2k, W2f, W3, W4, MEM
+ *   --out DIR           where latest.json / latest.svg / latest.png go (default bench/results)
+ *
+ * Each (system, workload, mode, run) runs in a fresh child process group with
+ * a hard time limit; a run that overstays is killed and recorded as timed out,
+ * and its queue is cleaned up by another child. Runs are interleaved
+ * (run 1 of every system, then run 2, ...) so background noise spreads evenly.
+ * See bench/README.md for the methodology.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { renderPng, renderSvg } from './lib/chart.js';
+import { FIGURES, memoryFigures } from './lib/figures.js';
+import { machineFacts } from './lib/machine.js';
+import { type ChildOutcome, runIsolated } from './lib/processes.js';
+import { type BenchReport, type RunFailure, renderTable, type SystemEntry, summarise } from './lib/report.js';
+import { checkTargets } from './lib/targets.js';
+import type { Target } from './systems/queue-system.js';
+import { isSystemName, loadSystem, SYSTEM_NAMES, type SystemName } from './systems/system-registry.js';
+import { FULL_PARAMS, type Params, QUICK_PARAMS, WORKLOAD_IDS, type WorkloadId } from './workloads/workload.js';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+
+interface Job {
+  system: SystemName;
+  workload: WorkloadId;
+  mode: string;
+  run: number;
+  timeoutMs: number;
+}
+
+function modesOf(workload: WorkloadId): string[] {
+  switch (workload) {
+    case 'W1':
+      return ['seq', 'c64', 'bulk'];
+    case 'W2':
+      return ['c1', 'c32'];
+    case 'W2k':
+    case 'W2f':
+      return ['c32'];
+    default:
+      return [''];
+  }
+}
+
+/** A generous hard limit per run: its own time caps plus set-up, fill and clean-up. */
+function timeoutOf(workload: WorkloadId, p: Params): number {
+  switch (workload) {
+    case 'W1':
+      return p.sendCapMs + 90_000;
+    case 'W2':
+    case 'W2k':
+    case 'W2f':
+      return p.drainCapMs + 120_000;
+    case 'W3':
+      return (p.latencyMessages / p.latencyRate) * 1000 + 60_000;
+    case 'W4':
+      return p.spikeSeconds * 1000 + p.spikeDrainCapMs + 90_000;
+    case 'MEM':
+      return p.memoryLevels.length * (p.memoryFillCapMs + p.memorySamples * 30_000) + 60_000;
+  }
+}
+
+function list(value: string | undefined, all: readonly string[], what: string): string[] {
+  if (value === undefined) return [...all];
+  const items = value
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+  for (const item of items) {
+    if (!all.includes(item)) throw new Error(`unknown ${what} "${item}"; choose from ${all.join(', ')}`);
+  }
+  return items;
+}
+
+function log(text: string): void {
+  process.stderr.write(`${text}\n`);
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      runs: { type: 'string' },
+      quick: { type: 'boolean', default: false },
+      only: { type: 'string' },
+      workloads: { type: 'string' },
+      out: { type: 'string' },
+    },
+  });
+  const quick = values.quick === true;
+  const params = quick ? QUICK_PARAMS : FULL_PARAMS;
+  const runs = values.runs !== undefined ? Number(values.runs) : quick ? 1 : 3;
+  if (!Number.isInteger(runs) || runs < 1) throw new Error('--runs must be a positive whole number');
+  const systems = list(values.only, SYSTEM_NAMES, 'system').filter(isSystemName);
+  const workloads = list(values.workloads, WORKLOAD_IDS, 'workload') as WorkloadId[];
+  const outDir = path.resolve(values.out ?? path.join(here, 'results'));
+  const started = new Date();
+  const stamp = started.toISOString().replace(/[:.]/g, '-');
+
+  log(
+    `sluice bench: ${quick ? 'quick' : 'full'}, ${runs} run(s), systems ${systems.join(', ')}, workloads ${workloads.join(', ')}`,
+  );
+  log('measuring the machine (fsync rate, PostgreSQL commits/s, versions)...');
+  const machine = await machineFacts();
+  log(
+    `  fsync ${Math.round(machine.fsyncPerSec)}/s, PostgreSQL ${Math.round(machine.postgresCommitsPerSec)} commits/s`,
+  );
+
+  const entries: SystemEntry[] = [];
+  for (const name of systems) {
+    const system = await loadSystem(name).catch(() => null);
+    log(`probing ${name}...`);
+    const probe = await runIsolated({ role: 'probe', system: name, runId: `${stamp}_probe` }, 90_000);
+    await cleanUp(name, probe);
+    entries.push({
+      name,
+      label: system?.label ?? name,
+      store: system?.store ?? 'postgres',
+      peer: system?.peer ?? false,
+      durability: system?.durability ?? '',
+      settings: system?.settings ?? '',
+      available: probe.status === 'ok',
+      reason: probe.status === 'ok' ? undefined : `${probe.status}: ${probe.error ?? ''}`,
+    });
+    if (probe.status !== 'ok') log(`  ${name} unavailable: ${probe.error ?? probe.status}`);
+  }
+
+  const available = entries.filter((e) => e.available);
+  const jobs: Job[] = [];
+  for (let run = 1; run <= runs; run++) {
+    for (const workload of workloads) {
+      // Memory is filled once per system; its samples come from several fresh worker processes instead.
+      if (workload === 'MEM' && run > 1) continue;
+      for (const mode of modesOf(workload)) {
+        for (const e of available) {
+          if ((workload === 'W2k' || workload === 'W2f') && e.peer) continue;
+          jobs.push({ system: e.name as SystemName, workload, mode, run, timeoutMs: timeoutOf(workload, params) });
+        }
+      }
+    }
+  }
+
+  const collected: Record<string, Record<string, number[]>> = {};
+  const notes: BenchReport['notes'] = [];
+  const failures: RunFailure[] = [];
+  for (const [i, job] of jobs.entries()) {
+    const what = `${job.system} ${job.workload}${job.mode ? ` ${job.mode}` : ''} run ${job.run}`;
+    const t0 = Date.now();
+    const outcome = await runIsolated(
+      {
+        role: 'run',
+        system: job.system,
+        workload: job.workload,
+        mode: job.mode,
+        runId: `${stamp}_${i}`,
+        params,
+      },
+      job.timeoutMs,
+    );
+    const secs = ((Date.now() - t0) / 1000).toFixed(1);
+    if (outcome.status === 'ok' && outcome.result !== undefined) {
+      const figures = (outcome.result.figures ?? {}) as Record<string, number>;
+      for (const [id, value] of Object.entries(figures)) {
+        collected[job.system] ??= {};
+        const bySystem = collected[job.system] as Record<string, number[]>;
+        bySystem[id] ??= [];
+        bySystem[id].push(value);
+      }
+      for (const note of (outcome.result.notes ?? []) as string[]) notes.push({ system: job.system, note });
+      const shown = Object.entries(figures)
+        .map(([id, v]) => `${id}=${Number.isFinite(v) ? Math.round(v * 100) / 100 : v}`)
+        .join(' ');
+      log(`[${i + 1}/${jobs.length}] ${what}: ${shown} (${secs} s)`);
+    } else {
+      failures.push({
+        system: job.system,
+        workload: job.workload,
+        mode: job.mode,
+        run: job.run,
+        status: outcome.status,
+        error: outcome.error ?? '',
+      });
+      log(`[${i + 1}/${jobs.length}] ${what}: ${outcome.status}: ${outcome.error ?? ''} (${secs} s)`);
+      await cleanUp(job.system, outcome);
+    }
+  }
+
+  const finished = new Date();
+  const report: BenchReport = {
+    startedAt: started.toISOString(),
+    finishedAt: finished.toISOString(),
+    durationSeconds: (finished.getTime() - started.getTime()) / 1000,
+    mode: quick ? 'quick' : 'full',
+    runs,
+    params,
+    machine,
+    loadAverageEnd: os.loadavg().map((l) => Math.round(l * 100) / 100),
+    systems: entries,
+    figures: [...FIGURES, ...memoryFigures(params.memoryLevels)],
+    results: summarise(collected),
+    notes,
+    failures,
+    targets: [],
+  };
+  report.targets = checkTargets(report);
+
+  process.stdout.write(`${renderTable(report)}\n`);
+  fs.mkdirSync(outDir, { recursive: true });
+  const json = `${JSON.stringify(report, null, 2)}\n`;
+  fs.writeFileSync(path.join(outDir, 'latest.json'), json);
+  fs.writeFileSync(path.join(outDir, `${stamp}.json`), json);
+  fs.writeFileSync(path.join(outDir, 'latest.txt'), `${renderTable(report)}\n`);
+  const svg = renderSvg(report);
+  fs.writeFileSync(path.join(outDir, 'latest.svg'), svg);
+  const png = await renderPng(svg);
+  if ('png' in png) fs.writeFileSync(path.join(outDir, 'latest.png'), png.png);
+  else log(`PNG not written (${png.error}); the SVG is in ${outDir}`);
+  log(
+    `wrote ${path.relative(process.cwd(), outDir)}/latest.{json,txt,svg${'png' in png ? ',png' : ''}} and ${stamp}.json`,
+  );
+}
+
+/** A run that did not finish may have left its queue behind: remove it from a fresh child. */
+async function cleanUp(system: SystemName, outcome: ChildOutcome): Promise<void> {
+  if (outcome.status === 'ok') return;
+  for (const m of outcome.messages) {
+    if (m.type !== 'target') continue;
+    await runIsolated({ role: 'destroy', system, target: m.target as Target }, 60_000);
+  }
+}
+
+main().catch((error: unknown) => {
+  log(`bench failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
+  process.exit(1);
+});

@@ -1,0 +1,70 @@
+import { now } from '../lib/timing.js';
+import type { QueueClient } from '../systems/queue-system.js';
+import { makePayload, makePayloads } from './payload.js';
+import type { RunContext, RunResult } from './workload.js';
+
+/** Unmeasured sends first, so connections, prepared statements and the JIT are warm for every system alike. */
+const WARMUP = 200;
+
+/**
+ * W1 send: `messages` sends in one of three modes, stopping early at the time
+ * cap. Figure: messages stored per second.
+ * - seq:  each send awaited before the next (one request at a time);
+ * - c64:  `inFlight` sends outstanding at all times;
+ * - bulk: the system's bulk call with `bulkSize` messages, one call at a time.
+ */
+export async function runSend(ctx: RunContext): Promise<RunResult> {
+  const { system, target, params, mode } = ctx;
+  const client = await system.connect(target);
+  try {
+    for (let i = 0; i < WARMUP; i++) await client.sendOne(makePayload(-1));
+    const deadline = now() + params.sendCapMs;
+    const started = now();
+    let sent: number;
+    if (mode === 'seq') sent = await sequential(client, params.messages, deadline);
+    else if (mode === 'c64') sent = await concurrent(client, params.messages, params.inFlight, deadline);
+    else if (mode === 'bulk') sent = await bulk(client, params.messages, params.bulkSize, deadline);
+    else throw new Error(`unknown W1 mode ${mode}`);
+    const seconds = (now() - started) / 1000;
+    const notes =
+      sent < params.messages
+        ? [`W1 ${mode}: stopped at the ${params.sendCapMs / 1000} s cap after ${sent} messages`]
+        : [];
+    return { figures: { [`w1.${mode}`]: sent / seconds }, notes };
+  } finally {
+    await client.close();
+  }
+}
+
+async function sequential(client: QueueClient, total: number, deadline: number): Promise<number> {
+  let sent = 0;
+  while (sent < total && now() < deadline) {
+    await client.sendOne(makePayload(sent));
+    sent += 1;
+  }
+  return sent;
+}
+
+async function concurrent(client: QueueClient, total: number, inFlight: number, deadline: number): Promise<number> {
+  let issued = 0;
+  let sent = 0;
+  const lane = async () => {
+    while (issued < total && now() < deadline) {
+      const i = issued++;
+      await client.sendOne(makePayload(i));
+      sent += 1;
+    }
+  };
+  await Promise.all(Array.from({ length: inFlight }, lane));
+  return sent;
+}
+
+async function bulk(client: QueueClient, total: number, size: number, deadline: number): Promise<number> {
+  let sent = 0;
+  while (sent < total && now() < deadline) {
+    const n = Math.min(size, total - sent);
+    await client.sendBulk(makePayloads(sent, n));
+    sent += n;
+  }
+  return sent;
+}

@@ -1,0 +1,217 @@
+/**
+ * Claiming on PostgreSQL. One statement reads the queue's state, picks the
+ * next messages in claim order with FOR UPDATE SKIP LOCKED (so concurrent
+ * claimers in any process never wait for, or take, each other's rows), leases
+ * them and returns them: no message is handed out twice and none is marked
+ * done on hand-out.
+ *
+ * Delayed messages whose run-at has passed are claimed directly from the
+ * delayed index, alongside the ready ones, instead of being promoted to ready
+ * by a separate statement first (SQLite promotes them at the start of each
+ * claim; here that would be a second round trip and a second write per row).
+ * Statistics count them as ready, so both stores report the same.
+ *
+ * A queue with a global concurrency limit or a rate limit takes the slower
+ * path: a transaction that locks the queue's row, so the limit holds across
+ * every process, computes how many may be claimed, then runs the same claim.
+ */
+import type { QueueConfig } from '../../core/queue-config.js';
+import { newLeaseToken } from '../../store/lease-token.js';
+import type { ClaimedRow, MessageClaimParams, MessageClaimResult } from '../../store/store.js';
+import { ms, type PgSession } from './postgres-context.js';
+
+interface ClaimRowRaw {
+  // The queue's values, in the first row only (null in the others).
+  paused: boolean | null;
+  limited: boolean | null;
+  config: string | null;
+  retry_at: string | null;
+  lease_expires_at: string | null;
+  // One leased message per row; null in the one row returned when none was leased.
+  id: string | null;
+  payload: string;
+  headers: string | null;
+  attempts: number;
+  max_attempts: number | null;
+  priority: number;
+  ordering_key: string | null;
+  idempotency_key: string | null;
+  correlation_id: string | null;
+  causation_id: string | null;
+  enqueued_at: string;
+}
+
+/**
+ * Claims up to `limit` messages. Returns null when the queue has a limit and
+ * `limitsApplied` is false: the caller must take the limited path.
+ */
+export async function claimRows(
+  db: PgSession,
+  params: MessageClaimParams,
+  limit: number,
+  limitsApplied: boolean,
+): Promise<{ result: MessageClaimResult; config: QueueConfig } | null> {
+  // One random prefix per claim; each message's token is the prefix and its id (unguessable, and
+  // new for every claim of a message). Cheaper than a token per row, passed and subscripted as an array.
+  const prefix = newLeaseToken();
+  const rows = await db.rows<ClaimRowRaw>(
+    // Purpose: lease up to $2 claimable messages (ready, or delayed and due) in claim order:
+    //   priority, then run-at, then id. Nothing is claimed from a paused queue, nor from a queue
+    //   with a limit unless $5 says the limit was applied by the caller.
+    // Params: $1 queue, $2 most to claim, $3 lease token prefix (the token is prefix || id),
+    //   $4 lease length (ms), $5 limits applied.
+    // Result: one row per leased message in claim order (or one row with null message columns when
+    //   none); the first row also carries the queue's paused flag, whether it has limits, its config,
+    //   the next run-at of a delayed message and the leases' expiry (ms), null in the other rows.
+    // The claim commits without waiting for its WAL flush (synchronous_commit off for this transaction
+    //   only): a claim lost in a database crash only returns the message to the queue, and its holder's
+    //   ack is then refused as for any lost lease. Sends and acks stay fully durable.
+    `WITH q AS (
+       SELECT paused, config::text AS config,
+              (config->>'globalConcurrency') IS NOT NULL OR jsonb_typeof(config->'rateLimit') = 'object' AS limited,
+              set_config('synchronous_commit', 'off', true) AS async_commit,
+              statement_timestamp() + $4::int8 * interval '1 millisecond' AS lease_expires_at
+         FROM {schema}.sluice_queues WHERE name = $1
+     ), n AS (
+       SELECT coalesce((SELECT CASE WHEN paused OR (limited AND NOT $5::boolean) THEN 0 ELSE $2::int END FROM q), 0) AS n
+     ), ready AS MATERIALIZED (
+       SELECT id, priority, run_at FROM {schema}.sluice_messages
+        WHERE queue = $1 AND state = 0
+        ORDER BY priority DESC, run_at, id
+        LIMIT (SELECT n FROM n)
+          FOR UPDATE SKIP LOCKED
+     ), due AS MATERIALIZED (
+       SELECT id, priority, run_at FROM {schema}.sluice_messages
+        WHERE queue = $1 AND state = 1 AND run_at <= statement_timestamp()
+        ORDER BY run_at, id
+        LIMIT (SELECT n FROM n)
+          FOR UPDATE SKIP LOCKED
+     ), pick AS (
+       SELECT id, row_number() OVER (ORDER BY priority DESC, run_at, id) AS rn
+         FROM (SELECT * FROM ready UNION ALL SELECT * FROM due) AS c
+        ORDER BY priority DESC, run_at, id
+        LIMIT (SELECT n FROM n)
+     ), leased AS (
+       UPDATE {schema}.sluice_messages m
+          SET state = 3, attempts = m.attempts + 1, lease_token = $3::text || m.id,
+              lease_expires_at = (SELECT lease_expires_at FROM q)
+         FROM pick p
+        WHERE m.id = p.id
+       RETURNING p.rn, m.id, m.payload, m.headers, m.attempts, m.max_attempts, m.priority, m.ordering_key,
+                 m.idempotency_key, m.correlation_id, m.causation_id, m.enqueued_at
+     )
+     SELECT CASE WHEN first THEN q.paused END AS paused, CASE WHEN first THEN q.limited END AS limited,
+            CASE WHEN first THEN q.config END AS config,
+            CASE WHEN first THEN (SELECT ${ms('min(run_at)')} FROM {schema}.sluice_messages
+                                   WHERE queue = $1 AND state = 1 AND run_at > statement_timestamp()) END AS retry_at,
+            CASE WHEN first THEN ${ms('q.lease_expires_at')} END AS lease_expires_at,
+            l.id::text AS id, l.payload, l.headers, l.attempts, l.max_attempts, l.priority, l.ordering_key,
+            l.idempotency_key, l.correlation_id, l.causation_id, ${ms('l.enqueued_at')} AS enqueued_at
+       FROM q LEFT JOIN leased l ON true
+      CROSS JOIN LATERAL (SELECT coalesce(l.rn, 1) = 1 AS first) AS f
+      ORDER BY l.rn`,
+    [params.queue, limit, prefix, params.leaseMs, limitsApplied],
+  );
+  const first = rows[0];
+  if (first === undefined)
+    return { result: { messages: [], retryAt: null, paused: false }, config: db.ctx.config(null) };
+  const config = db.ctx.config(first.config);
+  if (first.paused) return { result: { messages: [], retryAt: null, paused: true }, config };
+  if (first.limited && !limitsApplied) return null;
+  const leaseExpiresAt = Number(first.lease_expires_at);
+  const messages: ClaimedRow[] = [];
+  for (const r of rows) {
+    if (r.id === null) continue;
+    const id = String(r.id);
+    messages.push({
+      id,
+      queue: params.queue,
+      payload: r.payload,
+      headers: r.headers,
+      attempt: Number(r.attempts),
+      maxAttempts: r.max_attempts === null ? config.maxAttempts : Number(r.max_attempts),
+      priority: Number(r.priority),
+      orderingKey: r.ordering_key,
+      idempotencyKey: r.idempotency_key,
+      correlationId: r.correlation_id ?? id,
+      causationId: r.causation_id,
+      enqueuedAt: Number(r.enqueued_at),
+      leaseToken: prefix + id,
+      leaseExpiresAt,
+    });
+  }
+  const retryAt = messages.length < params.max && first.retry_at !== null ? Number(first.retry_at) : null;
+  return { result: { messages, retryAt, paused: false }, config };
+}
+
+/**
+ * The limited path, inside a transaction: lock the queue's row (every
+ * claimer of a limited queue queues here), count what the limits allow, claim
+ * that many, and record the claims in the rate window.
+ */
+export async function claimLimited(
+  db: PgSession,
+  params: MessageClaimParams,
+): Promise<{ result: MessageClaimResult; limited: boolean }> {
+  const [q] = await db.rows<{ config: string; window_start: string; window_count: number; now: string }>(
+    // Purpose: lock a limited queue's row for this claim and read its rate window.
+    // Params: $1 queue. Result: config, window start (ms), count in the window, now (ms).
+    `SELECT config::text AS config, ${ms('rate_window_start')} AS window_start, rate_window_count AS window_count,
+            ${ms('statement_timestamp()')} AS now
+       FROM {schema}.sluice_queues WHERE name = $1 FOR UPDATE`,
+    [params.queue],
+  );
+  if (q === undefined) return { result: { messages: [], retryAt: null, paused: false }, limited: false };
+  const config = db.ctx.config(q.config);
+  const limited = config.globalConcurrency !== null || config.rateLimit !== null;
+  const now = Number(q.now);
+  let allowed = params.max;
+  let rateRetryAt: number | null = null;
+  if (config.globalConcurrency !== null) {
+    const [row] = await db.rows<{ n: string }>(
+      // Purpose: messages in flight across every process. Params: $1 queue. Result: count.
+      'SELECT count(*) AS n FROM {schema}.sluice_messages WHERE queue = $1 AND state = 3',
+      [params.queue],
+    );
+    allowed = Math.min(allowed, config.globalConcurrency - Number(row?.n ?? 0));
+  }
+  let windowStart = Number(q.window_start);
+  let windowCount = Number(q.window_count);
+  if (config.rateLimit !== null) {
+    if (now >= windowStart + config.rateLimit.perMs) {
+      windowStart = now;
+      windowCount = 0;
+    }
+    const left = config.rateLimit.max - windowCount;
+    if (left < allowed) {
+      allowed = left;
+      rateRetryAt = windowStart + config.rateLimit.perMs;
+    }
+  }
+  let result: MessageClaimResult = { messages: [], retryAt: null, paused: false };
+  if (allowed > 0) {
+    result = ((await claimRows(db, params, allowed, true)) as { result: MessageClaimResult }).result;
+  } else {
+    const [row] = await db.rows<{ paused: boolean; retry_at: string | null }>(
+      // Purpose: whether the queue is paused, and when its next delayed message is due. Params: $1 queue.
+      `SELECT paused, (SELECT ${ms('min(run_at)')} FROM {schema}.sluice_messages
+                        WHERE queue = $1 AND state = 1 AND run_at > statement_timestamp()) AS retry_at
+         FROM {schema}.sluice_queues WHERE name = $1`,
+      [params.queue],
+    );
+    if (row?.paused) return { result: { messages: [], retryAt: null, paused: true }, limited };
+    result.retryAt = row?.retry_at == null ? null : Number(row.retry_at);
+  }
+  if (config.rateLimit !== null) {
+    await db.rows(
+      // Purpose: record claims in the rate window. Params: $1 queue, $2 window start (ms), $3 count.
+      `UPDATE {schema}.sluice_queues SET rate_window_start = to_timestamp($2::float8 / 1000), rate_window_count = $3
+        WHERE name = $1`,
+      [params.queue, windowStart, windowCount + result.messages.length],
+    );
+  }
+  if (rateRetryAt !== null && result.messages.length === Math.max(0, allowed) && result.messages.length < params.max) {
+    result.retryAt = result.retryAt === null ? rateRetryAt : Math.min(result.retryAt, rateRetryAt);
+  }
+  return { result, limited };
+}

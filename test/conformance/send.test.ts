@@ -1,0 +1,95 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { InvalidQueueNameError, PayloadNotJsonError, PayloadTooLargeError, ValidationError } from '../../src/errors.js';
+import { freshStorePerTest, STORE_KINDS } from '../support/stores.js';
+
+describe.each(STORE_KINDS)('send (%s)', (kind) => {
+  const store = freshStorePerTest(kind, { beforeEach, afterEach });
+
+  it('resolves with an increasing id once the message is stored, readable from another instance', async () => {
+    const a = await store.current.open();
+    const first = await a.send('email', { to: 'ann@example.com' });
+    const second = await a.send('email', { to: 'bo@example.com' });
+    expect(first.duplicate).toBe(false);
+    expect(BigInt(second.id)).toBeGreaterThan(BigInt(first.id));
+    const b = await store.current.open();
+    const [m] = await b.receive('email');
+    expect(m?.id).toBe(first.id);
+    expect(m?.payload).toEqual({ to: 'ann@example.com' });
+  });
+
+  it('round-trips payloads and headers exactly', async () => {
+    const s = await store.current.open();
+    const payloads = [
+      { nested: { deep: [1, 2, { x: null }] }, unicode: 'zoë ✓ 漢字 🚀', quote: '"\'\\' },
+      'a plain string',
+      42.5,
+      null,
+      [true, false],
+      // JSON.parse makes "__proto__" an own data property; it must stay one.
+      JSON.parse('{"__proto__": {"polluted": true}, "constructor": "also data"}'),
+    ];
+    for (const payload of payloads)
+      await s.send('roundtrip', JSON.parse(JSON.stringify(payload)), { headers: { 'x-a': 'ü' } });
+    const got = await s.receive('roundtrip', { max: 10 });
+    expect(got.map((m) => m.payload)).toEqual(payloads.map((p) => JSON.parse(JSON.stringify(p))));
+    expect(got.every((m) => m.headers['x-a'] === 'ü')).toBe(true);
+    const last = got[got.length - 1]?.payload as object;
+    expect(Object.keys(last)).toEqual(['__proto__', 'constructor']);
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+  });
+
+  it('sendMany stores all messages in one transaction, in order', async () => {
+    const s = await store.current.open();
+    const results = await s.sendMany(
+      'bulk',
+      Array.from({ length: 250 }, (_, i) => ({ payload: { i } })),
+    );
+    expect(results).toHaveLength(250);
+    const got = await s.receive('bulk', { max: 1000 });
+    expect(got.map((m) => (m.payload as { i: number }).i)).toEqual(Array.from({ length: 250 }, (_, i) => i));
+    expect(got.map((m) => m.id)).toEqual(results.map((r) => r.id));
+  });
+
+  it('sendMany is all or nothing: one invalid item stores nothing', async () => {
+    const s = await store.current.open();
+    await expect(s.sendMany('bulk', [{ payload: 1 }, { payload: () => 1 }])).rejects.toBeInstanceOf(
+      PayloadNotJsonError,
+    );
+    expect((await s.queue('bulk').stats()).ready).toBe(0);
+  });
+
+  it('concurrent sends share commits and each gets its own id', async () => {
+    const s = await store.current.open();
+    const results = await Promise.all(Array.from({ length: 500 }, (_, i) => s.send('burst', { i })));
+    expect(new Set(results.map((r) => r.id)).size).toBe(500);
+    expect((await s.queue('burst').stats()).ready).toBe(500);
+  });
+
+  it('rejects bad input with clear errors and stores nothing', async () => {
+    const s = await store.current.open({ payloadLimitBytes: 1024 });
+    await expect(s.send('bad name!', {})).rejects.toBeInstanceOf(InvalidQueueNameError);
+    await expect(s.send('', {})).rejects.toBeInstanceOf(InvalidQueueNameError);
+    await expect(s.send('q'.repeat(200), {})).rejects.toBeInstanceOf(InvalidQueueNameError);
+    await expect(s.send('q', 'x'.repeat(2000))).rejects.toBeInstanceOf(PayloadTooLargeError);
+    await expect(s.send('q', undefined)).rejects.toBeInstanceOf(PayloadNotJsonError);
+    await expect(s.send('q', { n: 10n })).rejects.toBeInstanceOf(PayloadNotJsonError);
+    const cyclic: Record<string, unknown> = {};
+    cyclic.self = cyclic;
+    await expect(s.send('q', cyclic)).rejects.toBeInstanceOf(PayloadNotJsonError);
+    await expect(s.send('q', {}, { delayMs: -1 })).rejects.toBeInstanceOf(ValidationError);
+    await expect(s.send('q', {}, { priority: 1.5 })).rejects.toBeInstanceOf(ValidationError);
+    await expect(s.send('q', {}, { maxAttempts: 0 })).rejects.toBeInstanceOf(ValidationError);
+    await expect(s.send('q', {}, { headers: { a: 1 as unknown as string } })).rejects.toBeInstanceOf(ValidationError);
+    await expect(s.send('q', {}, { idempotencyKey: '' })).rejects.toBeInstanceOf(ValidationError);
+    await expect(s.send('q', {}, { delay: 5 } as never)).rejects.toThrow(/"delay" is not a send option/);
+    const tooBig = await s.send('q', 'x'.repeat(2000)).catch((e: Error) => e.message);
+    expect(tooBig).toMatch(/limit is 1024 bytes/);
+    expect((await s.queue('q').stats()).ready).toBe(0);
+  });
+
+  it('counts multi-byte characters against the payload limit in UTF-8 bytes', async () => {
+    const s = await store.current.open({ payloadLimitBytes: 100 });
+    await expect(s.send('q', '漢'.repeat(40))).rejects.toBeInstanceOf(PayloadTooLargeError); // 122 bytes with quotes
+    await expect(s.send('q', 'a'.repeat(90))).resolves.toMatchObject({ duplicate: false });
+  });
+});
