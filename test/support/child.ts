@@ -14,6 +14,7 @@
 import type { StoreLocation } from '../../src/client/open-options.js';
 import { Sluice } from '../../src/client/sluice.js';
 import { openLedger } from './ledger.js';
+import { mulberry32 } from './random.js';
 
 interface Command {
   mode: 'send-keys' | 'work' | 'claim-times';
@@ -36,18 +37,6 @@ interface Command {
 
 const command = JSON.parse(process.argv[2] as string) as Command;
 const out = (line: object) => process.stdout.write(`${JSON.stringify(line)}\n`);
-
-/** Small seeded generator so a failing run can be replayed. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const silent = { debug() {}, info() {}, warn() {}, error() {} };
 const sluice = await Sluice.open(command.location, { logger: silent, sweepIntervalMs: command.sweepIntervalMs ?? 200 });

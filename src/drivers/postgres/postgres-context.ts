@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { type QueueConfig, queueConfigFromJson } from '../../core/queue-config.js';
+import { CounterDeltaSet, type QueueCounterDelta } from '../../store/counter-deltas.js';
 
 /**
  * Anything that runs a parameterised statement the way `pg` does: a `Client`,
@@ -171,30 +172,12 @@ export async function queueRows(db: PgSession, names: Iterable<string>): Promise
 }
 
 /** Per-queue counter changes gathered during an operation and written in one statement. */
-export class CounterDeltas {
-  private readonly deltas = new Map<string, [number, number, number, number, number]>();
-
-  /** depth, enqueued, completed, retried, deadLettered */
-  add(queue: string, depth: number, enqueued: number, completed: number, retried: number, dead: number): void {
-    const d = this.deltas.get(queue);
-    if (d === undefined) {
-      this.deltas.set(queue, [depth, enqueued, completed, retried, dead]);
-      return;
-    }
-    d[0] += depth;
-    d[1] += enqueued;
-    d[2] += completed;
-    d[3] += retried;
-    d[4] += dead;
-  }
-
+export class CounterDeltas extends CounterDeltaSet {
   /** Adds the gathered changes to one counter shard per queue. */
   async flush(db: PgSession): Promise<void> {
-    if (this.deltas.size === 0) return;
-    const queues = [...this.deltas.keys()];
-    const values = [...this.deltas.values()];
-    const column = (i: number) => values.map((d) => d[i]);
-    this.deltas.clear();
+    const deltas = this.take();
+    if (deltas.length === 0) return;
+    const column = (pick: (d: QueueCounterDelta) => number) => deltas.map(pick);
     await db.rows(
       // Purpose: add counter changes to one shard row per queue, in queue order (a fixed lock order).
       // Params: $1 queues, $2 shard, $3..$7 depth, enqueued, completed, retried, dead-lettered deltas.
@@ -207,7 +190,15 @@ export class CounterDeltas {
          depth = c.depth + excluded.depth, enqueued = c.enqueued + excluded.enqueued,
          completed = c.completed + excluded.completed, retried = c.retried + excluded.retried,
          dead_lettered = c.dead_lettered + excluded.dead_lettered`,
-      [queues, db.ctx.shard(), column(0), column(1), column(2), column(3), column(4)],
+      [
+        deltas.map((d) => d.queue),
+        db.ctx.shard(),
+        column((d) => d.depth),
+        column((d) => d.enqueued),
+        column((d) => d.completed),
+        column((d) => d.retried),
+        column((d) => d.deadLettered),
+      ],
     );
   }
 }

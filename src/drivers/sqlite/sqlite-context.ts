@@ -1,6 +1,7 @@
 import type Database from 'better-sqlite3';
 import type { Clock } from '../../core/clock.js';
 import { type QueueConfig, queueConfigFromJson } from '../../core/queue-config.js';
+import { CounterDeltaSet } from '../../store/counter-deltas.js';
 import type { SqliteWake } from './sqlite-wake.js';
 
 /** Queues whose workers should be woken once the transaction commits. */
@@ -87,32 +88,16 @@ export function queueRowRead(ctx: SqliteContext, queue: string): QueueRowLite | 
 }
 
 /** Per-queue counter changes gathered during a transaction and written once at its end. */
-export class CounterDeltas {
-  private readonly deltas = new Map<string, [number, number, number, number, number]>();
-
-  /** depth, enqueued, completed, retried, deadLettered */
-  add(queue: string, depth: number, enqueued: number, completed: number, retried: number, dead: number): void {
-    const d = this.deltas.get(queue);
-    if (d === undefined) {
-      this.deltas.set(queue, [depth, enqueued, completed, retried, dead]);
-      return;
-    }
-    d[0] += depth;
-    d[1] += enqueued;
-    d[2] += completed;
-    d[3] += retried;
-    d[4] += dead;
-  }
-
+export class CounterDeltas extends CounterDeltaSet {
   /** Adds the gathered changes to the queue rows. */
   flush(ctx: SqliteContext): void {
-    if (this.deltas.size === 0) return;
+    const deltas = this.take();
+    if (deltas.length === 0) return;
     const update = ctx.stmt(
       // Purpose: apply counter changes. Params: depth, enqueued, completed, retried, dead_lettered deltas, name.
       `UPDATE sluice_queues SET depth = depth + ?, enqueued = enqueued + ?, completed = completed + ?,
               retried = retried + ?, dead_lettered = dead_lettered + ? WHERE name = ?`,
     );
-    for (const [queue, d] of this.deltas) update.run(d[0], d[1], d[2], d[3], d[4], queue);
-    this.deltas.clear();
+    for (const d of deltas) update.run(d.depth, d.enqueued, d.completed, d.retried, d.deadLettered, d.queue);
   }
 }
