@@ -6,6 +6,11 @@
  *   --only a,b          systems: sluice-sqlite, sluice-postgres, bullmq, pg-boss, graphile-worker
  *   --workloads W1,W3   workloads: W1, W2, W2k, W2f, W3, W4, MEM
  *   --out DIR           where latest.json / latest.svg / latest.png go (default bench/results)
+ *   --render FILE       no runs: write latest.* again from a saved report (a stamped .json)
+ *
+ * Only a full run (every system and workload, not --quick) replaces
+ * bench/results/latest.*; a partial run writes its stamped .json there and
+ * prints its table, unless --out names another folder for latest.*.
  *
  * Each (system, workload, mode, run) runs in a fresh child process group with
  * a hard time limit; a run that overstays is killed and recorded as timed out,
@@ -94,8 +99,14 @@ async function main(): Promise<void> {
       only: { type: 'string' },
       workloads: { type: 'string' },
       out: { type: 'string' },
+      render: { type: 'string' },
     },
   });
+  if (values.render !== undefined) {
+    const report = JSON.parse(fs.readFileSync(values.render, 'utf8')) as BenchReport;
+    await writeReport(report, path.resolve(values.out ?? path.join(here, 'results')), null);
+    return;
+  }
   const quick = values.quick === true;
   const params = quick ? QUICK_PARAMS : FULL_PARAMS;
   const runs = values.runs !== undefined ? Number(values.runs) : quick ? 1 : 3;
@@ -213,11 +224,27 @@ async function main(): Promise<void> {
   };
   report.targets = checkTargets(report);
 
+  const partial = quick || systems.length < SYSTEM_NAMES.length || workloads.length < WORKLOAD_IDS.length;
+  if (partial && values.out === undefined) {
+    // A partial run must not replace the full run the README shows.
+    process.stdout.write(`${renderTable(report)}\n`);
+    fs.mkdirSync(outDir, { recursive: true });
+    fs.writeFileSync(path.join(outDir, `${stamp}.json`), `${JSON.stringify(report, null, 2)}\n`);
+    log(
+      `partial run: wrote ${path.relative(process.cwd(), outDir)}/${stamp}.json (latest.* unchanged; --out DIR writes them elsewhere)`,
+    );
+    return;
+  }
+  await writeReport(report, outDir, stamp);
+}
+
+/** Prints the table and writes latest.{json,txt,svg,png} (and `<stamp>.json` for a new run) to `outDir`. */
+async function writeReport(report: BenchReport, outDir: string, stamp: string | null): Promise<void> {
   process.stdout.write(`${renderTable(report)}\n`);
   fs.mkdirSync(outDir, { recursive: true });
   const json = `${JSON.stringify(report, null, 2)}\n`;
   fs.writeFileSync(path.join(outDir, 'latest.json'), json);
-  fs.writeFileSync(path.join(outDir, `${stamp}.json`), json);
+  if (stamp !== null) fs.writeFileSync(path.join(outDir, `${stamp}.json`), json);
   fs.writeFileSync(path.join(outDir, 'latest.txt'), `${renderTable(report)}\n`);
   const svg = renderSvg(report);
   fs.writeFileSync(path.join(outDir, 'latest.svg'), svg);
@@ -225,7 +252,7 @@ async function main(): Promise<void> {
   if ('png' in png) fs.writeFileSync(path.join(outDir, 'latest.png'), png.png);
   else log(`PNG not written (${png.error}); the SVG is in ${outDir}`);
   log(
-    `wrote ${path.relative(process.cwd(), outDir)}/latest.{json,txt,svg${'png' in png ? ',png' : ''}} and ${stamp}.json`,
+    `wrote ${path.relative(process.cwd(), outDir)}/latest.{json,txt,svg${'png' in png ? ',png' : ''}}${stamp === null ? '' : ` and ${stamp}.json`}`,
   );
 }
 
