@@ -9,8 +9,9 @@
  *   --render FILE       no runs: write latest.* again from a saved report (a stamped .json)
  *
  * Only a full run (every system and workload, not --quick) replaces
- * bench/results/latest.*; a partial run writes its stamped .json there and
- * prints its table, unless --out names another folder for latest.*.
+ * bench/results/latest.*; a partial run prints its table and writes its
+ * stamped .json to bench/results/partial/ (not kept in git), unless --out
+ * names another folder for latest.*.
  *
  * Each (system, workload, mode, run) runs in a fresh child process group with
  * a hard time limit; a run that overstays is killed and recorded as timed out,
@@ -228,10 +229,11 @@ async function main(): Promise<void> {
   if (partial && values.out === undefined) {
     // A partial run must not replace the full run the README shows.
     process.stdout.write(`${renderTable(report)}\n`);
-    fs.mkdirSync(outDir, { recursive: true });
-    fs.writeFileSync(path.join(outDir, `${stamp}.json`), `${JSON.stringify(report, null, 2)}\n`);
+    const partialDir = path.join(outDir, 'partial');
+    fs.mkdirSync(partialDir, { recursive: true });
+    fs.writeFileSync(path.join(partialDir, `${stamp}.json`), `${JSON.stringify(report, null, 2)}\n`);
     log(
-      `partial run: wrote ${path.relative(process.cwd(), outDir)}/${stamp}.json (latest.* unchanged; --out DIR writes them elsewhere)`,
+      `partial run: wrote ${path.relative(process.cwd(), partialDir)}/${stamp}.json (latest.* unchanged; --out DIR writes them elsewhere)`,
     );
     return;
   }
