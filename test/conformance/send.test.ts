@@ -50,6 +50,39 @@ describe.each(STORE_KINDS)('send (%s)', (kind) => {
     expect(got.map((m) => m.id)).toEqual(results.map((r) => r.id));
   });
 
+  it('sendMany with keyed, plain, delayed and duplicate items gives each the id of its own message', async () => {
+    const s = await store.current.open();
+    // 0-149 mixed: every 7th has an ordering key, every 11th repeats an earlier idempotency key,
+    // every 13th is delayed; runs of plain items of every length sit between them.
+    const items = Array.from({ length: 150 }, (_, i) => ({
+      payload: { i },
+      options: {
+        ...(i % 7 === 3 ? { orderingKey: `k${i % 2}` } : {}),
+        ...(i % 11 === 5 ? { idempotencyKey: `idem-${i % 3}` } : {}),
+        ...(i % 13 === 0 ? { delayMs: 60_000 } : {}),
+      },
+    }));
+    const results = await s.sendMany('mixed', items);
+    const firstOfKey = new Map<string, number>();
+    for (const [i, item] of items.entries()) {
+      const key = item.options.idempotencyKey;
+      const result = results[i] as { id: string; duplicate: boolean };
+      if (key !== undefined && firstOfKey.has(key)) {
+        expect(result).toEqual({ id: results[firstOfKey.get(key) as number]?.id, duplicate: true });
+        continue;
+      }
+      if (key !== undefined) firstOfKey.set(key, i);
+      expect(result.duplicate).toBe(false);
+      const stored = await s.message<{ i: number }>(result.id);
+      expect(stored?.payload).toEqual({ i });
+      expect(stored?.orderingKey ?? null).toBe(item.options.orderingKey ?? null);
+      expect(stored?.idempotencyKey ?? null).toBe(key ?? null);
+    }
+    const fresh = results.filter((r) => !r.duplicate).map((r) => BigInt(r.id));
+    expect(fresh).toEqual([...fresh].sort((a, b) => (a < b ? -1 : 1)));
+    expect(new Set(fresh).size).toBe(fresh.length);
+  });
+
   it('sendMany is all or nothing: one invalid item stores nothing', async () => {
     const s = await store.current.open();
     await expect(s.sendMany('bulk', [{ payload: 1 }, { payload: () => 1 }])).rejects.toBeInstanceOf(

@@ -84,20 +84,116 @@ function insertUnit(
   }
 
   const inserted: InsertedMessage[] = [];
+  // Runs of fresh messages without an ordering key are stored with multi-row
+  // INSERTs; a keyed message needs "is its key busy" asked after every
+  // earlier message of the unit is stored, so it goes alone.
+  let run: number[] = [];
+  const storeRun = () => {
+    if (run.length === 0) return;
+    const ids = insertPlainRun(
+      ctx,
+      run.map((j) => messages[j] as NewMessage),
+      now,
+      wake,
+    );
+    run.forEach((j, k) => {
+      const m = messages[j] as NewMessage;
+      const id = ids[k] as number;
+      rememberIdempotencyKey(ctx, m, id, now, rows.get(m.queue) as QueueRowLite);
+      inserted[j] = { id: String(id), queue: m.queue, duplicate: false };
+    });
+    run = [];
+  };
   messages.forEach((m, i) => {
     const dup = duplicateOf[i] as string | null;
     if (dup !== null) {
+      storeRun();
       const id = dup.startsWith('#') ? (inserted[Number(dup.slice(1))] as InsertedMessage).id : dup;
-      inserted.push({ id, queue: m.queue, duplicate: true });
+      inserted[i] = { id, queue: m.queue, duplicate: true };
       return;
     }
     const q = rows.get(m.queue) as QueueRowLite;
-    const id = insertMessage(ctx, m, now, q, wake);
     counters.add(m.queue, 1, 1, 0, 0, 0);
     q.depth += 1;
-    inserted.push({ id, queue: m.queue, duplicate: false });
+    if (m.orderingKey === null) {
+      run.push(i);
+      return;
+    }
+    storeRun();
+    const id = insertMessage(ctx, m, now, q, wake);
+    inserted[i] = { id, queue: m.queue, duplicate: false };
   });
+  storeRun();
   return { ok: true, messages: inserted };
+}
+
+/** Rows per multi-row INSERT: a few fixed sizes, so a handful of statements are prepared. */
+const RUN_SIZES = [64, 16, 4, 1] as const;
+const COLUMNS = 13;
+
+/**
+ * Stores messages without an ordering key, in order, with as few statements
+ * as the fixed sizes allow; returns their ids. Under the write lock and with
+ * AUTOINCREMENT, the rows of one statement get consecutive ids in VALUES order.
+ */
+function insertPlainRun(ctx: SqliteContext, messages: NewMessage[], now: number, wake: WakeSet): number[] {
+  const ids: number[] = [];
+  let at = 0;
+  while (at < messages.length) {
+    const left = messages.length - at;
+    const size = RUN_SIZES.find((n) => n <= left) as number;
+    const values: unknown[] = new Array(size * COLUMNS);
+    for (let k = 0; k < size; k++) {
+      const m = messages[at + k] as NewMessage;
+      const runAt = m.runAt ?? now + m.delayMs;
+      const o = k * COLUMNS;
+      values[o] = m.queue;
+      values[o + 1] = runAt > now ? S.delayed : S.ready;
+      values[o + 2] = m.priority;
+      values[o + 3] = runAt;
+      values[o + 4] = m.payload;
+      values[o + 5] = m.headers;
+      values[o + 6] = m.maxAttempts;
+      values[o + 7] = m.backoff;
+      values[o + 8] = null;
+      values[o + 9] = m.idempotencyKey;
+      values[o + 10] = m.correlationId;
+      values[o + 11] = m.causationId;
+      values[o + 12] = now;
+      wake.add(m.queue);
+    }
+    const info = insertStatement(ctx, size).run(values);
+    const last = Number(info.lastInsertRowid);
+    for (let k = 0; k < size; k++) ids.push(last - size + 1 + k);
+    at += size;
+  }
+  return ids;
+}
+
+const ROW_PLACEHOLDERS = `(${new Array(COLUMNS).fill('?').join(', ')})`;
+const INSERT_SQL = new Map<number, string>(
+  RUN_SIZES.map((n) => [
+    n,
+    // Purpose: store new messages, in order. Params: the columns listed, per row. Result: the last rowid.
+    `INSERT INTO sluice_messages (queue, state, priority, run_at, payload, headers, max_attempts, backoff,
+       ordering_key, idempotency_key, correlation_id, causation_id, enqueued_at)
+     VALUES ${new Array(n).fill(ROW_PLACEHOLDERS).join(', ')}`,
+  ]),
+);
+
+function insertStatement(ctx: SqliteContext, size: number) {
+  return ctx.stmt(INSERT_SQL.get(size) as string);
+}
+
+/** Remembers a stored message's idempotency key for its queue's dedup window; replaces an expired entry. */
+function rememberIdempotencyKey(ctx: SqliteContext, m: NewMessage, id: number, now: number, q: QueueRowLite): void {
+  if (m.idempotencyKey === null || q.config.dedupWindowMs === 0) return;
+  ctx
+    .stmt(
+      // Purpose: remember the key for the dedup window; replaces an expired entry. Params: queue, key, id, expiry.
+      'INSERT OR REPLACE INTO sluice_idempotency_keys (queue, key, message_id, expires_at) VALUES (?, ?, ?, ?)',
+    )
+    .run(m.queue, m.idempotencyKey, id, now + q.config.dedupWindowMs);
 }
 
 function fanOut(
@@ -151,14 +247,7 @@ function insertMessage(ctx: SqliteContext, m: NewMessage, now: number, q: QueueR
       now,
     );
   const id = Number(info.lastInsertRowid);
-  if (m.idempotencyKey !== null && q.config.dedupWindowMs > 0) {
-    ctx
-      .stmt(
-        // Purpose: remember the key for the dedup window; replaces an expired entry. Params: queue, key, id, expiry.
-        'INSERT OR REPLACE INTO sluice_idempotency_keys (queue, key, message_id, expires_at) VALUES (?, ?, ?, ?)',
-      )
-      .run(m.queue, m.idempotencyKey, id, now + q.config.dedupWindowMs);
-  }
+  rememberIdempotencyKey(ctx, m, id, now, q);
   if (state !== S.waiting) wake.add(m.queue);
   return String(id);
 }
