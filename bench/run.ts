@@ -104,7 +104,13 @@ async function main(): Promise<void> {
     },
   });
   if (values.render !== undefined) {
-    const report = JSON.parse(fs.readFileSync(values.render, 'utf8')) as BenchReport;
+    let report: BenchReport;
+    try {
+      report = JSON.parse(fs.readFileSync(values.render, 'utf8')) as BenchReport;
+    } catch (error) {
+      log(`--render needs a saved report (bench/results/<stamp>.json): ${(error as Error).message}`);
+      process.exit(2);
+    }
     await writeReport(report, path.resolve(values.out ?? path.join(here, 'results')), null);
     return;
   }

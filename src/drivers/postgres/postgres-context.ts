@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { type QueueConfig, queueConfigFromJson } from '../../core/queue-config.js';
-import { CounterDeltaSet, type QueueCounterDelta } from '../../store/counter-deltas.js';
+import { CounterDeltaSet } from '../../store/counter-deltas.js';
 
 /**
  * Anything that runs a parameterised statement the way `pg` does: a `Client`,
@@ -177,7 +177,6 @@ export class CounterDeltas extends CounterDeltaSet {
   async flush(db: PgSession): Promise<void> {
     const deltas = this.take();
     if (deltas.length === 0) return;
-    const column = (pick: (d: QueueCounterDelta) => number) => deltas.map(pick);
     await db.rows(
       // Purpose: add counter changes to one shard row per queue, in queue order (a fixed lock order).
       // Params: $1 queues, $2 shard, $3..$7 depth, enqueued, completed, retried, dead-lettered deltas.
@@ -193,11 +192,11 @@ export class CounterDeltas extends CounterDeltaSet {
       [
         deltas.map((d) => d.queue),
         db.ctx.shard(),
-        column((d) => d.depth),
-        column((d) => d.enqueued),
-        column((d) => d.completed),
-        column((d) => d.retried),
-        column((d) => d.deadLettered),
+        deltas.map((d) => d.depth),
+        deltas.map((d) => d.enqueued),
+        deltas.map((d) => d.completed),
+        deltas.map((d) => d.retried),
+        deltas.map((d) => d.deadLettered),
       ],
     );
   }

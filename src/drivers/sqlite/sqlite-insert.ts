@@ -146,20 +146,7 @@ function insertPlainRun(ctx: SqliteContext, messages: NewMessage[], now: number,
     for (let k = 0; k < size; k++) {
       const m = messages[at + k] as NewMessage;
       const runAt = m.runAt ?? now + m.delayMs;
-      const o = k * COLUMNS;
-      values[o] = m.queue;
-      values[o + 1] = runAt > now ? S.delayed : S.ready;
-      values[o + 2] = m.priority;
-      values[o + 3] = runAt;
-      values[o + 4] = m.payload;
-      values[o + 5] = m.headers;
-      values[o + 6] = m.maxAttempts;
-      values[o + 7] = m.backoff;
-      values[o + 8] = null;
-      values[o + 9] = m.idempotencyKey;
-      values[o + 10] = m.correlationId;
-      values[o + 11] = m.causationId;
-      values[o + 12] = now;
+      writeRow(values, k * COLUMNS, m, runAt > now ? S.delayed : S.ready, runAt, now);
       wake.add(m.queue);
     }
     const info = insertStatement(ctx, size).run(values);
@@ -183,6 +170,23 @@ const INSERT_SQL = new Map<number, string>(
 
 function insertStatement(ctx: SqliteContext, size: number) {
   return ctx.stmt(INSERT_SQL.get(size) as string);
+}
+
+/** Writes one message's columns, in INSERT_SQL's order, into `values` from `at`. */
+function writeRow(values: unknown[], at: number, m: NewMessage, state: number, runAt: number, now: number): void {
+  values[at] = m.queue;
+  values[at + 1] = state;
+  values[at + 2] = m.priority;
+  values[at + 3] = runAt;
+  values[at + 4] = m.payload;
+  values[at + 5] = m.headers;
+  values[at + 6] = m.maxAttempts;
+  values[at + 7] = m.backoff;
+  values[at + 8] = m.orderingKey;
+  values[at + 9] = m.idempotencyKey;
+  values[at + 10] = m.correlationId;
+  values[at + 11] = m.causationId;
+  values[at + 12] = now;
 }
 
 /** Remembers a stored message's idempotency key for its queue's dedup window; replaces an expired entry. */
@@ -224,28 +228,9 @@ function insertMessage(ctx: SqliteContext, m: NewMessage, now: number, q: QueueR
   const runAt = m.runAt ?? now + m.delayMs;
   let state: number = runAt > now ? S.delayed : S.ready;
   if (m.orderingKey !== null && keyBusy(ctx, m.queue, m.orderingKey)) state = S.waiting;
-  const info = ctx
-    .stmt(
-      // Purpose: store a new message. Params: the columns listed. Result: its rowid (the message id).
-      `INSERT INTO sluice_messages (queue, state, priority, run_at, payload, headers, max_attempts, backoff,
-         ordering_key, idempotency_key, correlation_id, causation_id, enqueued_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-    )
-    .run(
-      m.queue,
-      state,
-      m.priority,
-      runAt,
-      m.payload,
-      m.headers,
-      m.maxAttempts,
-      m.backoff,
-      m.orderingKey,
-      m.idempotencyKey,
-      m.correlationId,
-      m.causationId,
-      now,
-    );
+  const values: unknown[] = new Array(COLUMNS);
+  writeRow(values, 0, m, state, runAt, now);
+  const info = insertStatement(ctx, 1).run(values);
   const id = Number(info.lastInsertRowid);
   rememberIdempotencyKey(ctx, m, id, now, q);
   if (state !== S.waiting) wake.add(m.queue);
