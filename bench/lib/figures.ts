@@ -5,7 +5,7 @@ export interface FigureSpec {
   id: string;
   workload: WorkloadId;
   label: string;
-  unit: 'msg/s' | 'ms' | 'MB';
+  unit: 'msg/s' | 'fsync/s' | '%' | 'ms' | 'MB';
   better: 'higher' | 'lower';
   /** Only Sluice runs this (ordering keys, fan-out, memory at smaller backlogs). */
   sluiceOnly?: boolean;
@@ -14,6 +14,22 @@ export interface FigureSpec {
 /** Every figure in table order. Memory ids depend on the backlog sizes and are added by `memoryFigures`. */
 export const FIGURES: FigureSpec[] = [
   { id: 'w1.seq', workload: 'W1', label: 'W1 send, awaited one at a time', unit: 'msg/s', better: 'higher' },
+  {
+    id: 'w1.seqDisk',
+    workload: 'W1',
+    label: 'W1 disk fsync rate around the one-at-a-time sends',
+    unit: 'fsync/s',
+    better: 'higher',
+    sluiceOnly: true,
+  },
+  {
+    id: 'w1.seqShare',
+    workload: 'W1',
+    label: 'W1 one-at-a-time sends as a share of that rate',
+    unit: '%',
+    better: 'higher',
+    sluiceOnly: true,
+  },
   { id: 'w1.c64', workload: 'W1', label: 'W1 send, 64 in flight', unit: 'msg/s', better: 'higher' },
   { id: 'w1.bulk', workload: 'W1', label: 'W1 send, bulk of 1,000', unit: 'msg/s', better: 'higher' },
   { id: 'w2.c1', workload: 'W2', label: 'W2 drain, concurrency 1', unit: 'msg/s', better: 'higher' },
@@ -57,7 +73,8 @@ export function memoryFigures(levels: number[]): FigureSpec[] {
 /** Formats a value for a table cell. */
 export function formatValue(value: number, unit: FigureSpec['unit']): string {
   if (!Number.isFinite(value)) return '—';
-  if (unit === 'msg/s') return Math.round(value).toLocaleString('en-US');
+  if (unit === 'msg/s' || unit === 'fsync/s') return Math.round(value).toLocaleString('en-US');
+  if (unit === '%') return value.toFixed(0);
   if (unit === 'MB') return value.toFixed(1);
   if (value < 10) return value.toFixed(2);
   if (value < 100) return value.toFixed(1);

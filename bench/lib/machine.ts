@@ -1,11 +1,11 @@
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
-import path from 'node:path';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import { POSTGRES_URL, REDIS_HOST, REDIS_PORT } from '../systems/queue-system.js';
 import { benchDataDir } from './data-dir.js';
+import { fsyncRate } from './fsync-probe.js';
 import { now } from './timing.js';
 
 /** Facts about the machine and its servers, measured in the same run as the figures. */
@@ -44,7 +44,7 @@ export async function machineFacts(): Promise<MachineFacts> {
     node: process.version,
     disk: diskOf(dataDir),
     dataDir,
-    fsyncPerSec: fsyncRate(dataDir),
+    fsyncPerSec: fsyncRate(dataDir, PROBE_MS),
     ...postgres,
     ...redis,
     loadAverageStart: os.loadavg().map((l) => Math.round(l * 100) / 100),
@@ -69,26 +69,6 @@ function diskOf(dir: string): string {
     return (out.trim().split('\n')[1] ?? '').replace(/\s+/g, ' ');
   } catch {
     return 'unknown';
-  }
-}
-
-/** The disk's durable-write rate: the ceiling for one-at-a-time durable sends. */
-function fsyncRate(dir: string): number {
-  const file = path.join(dir, `fsync-probe-${process.pid}`);
-  const fd = fs.openSync(file, 'w');
-  const record = Buffer.alloc(200, 1);
-  try {
-    let count = 0;
-    const start = now();
-    while (now() - start < PROBE_MS) {
-      fs.writeSync(fd, record);
-      fs.fdatasyncSync(fd);
-      count += 1;
-    }
-    return count / ((now() - start) / 1000);
-  } finally {
-    fs.closeSync(fd);
-    fs.rmSync(file, { force: true });
   }
 }
 

@@ -59,6 +59,35 @@ function threshold(
   return { target, measured: `${formatValue(v, f.unit)} ${f.unit}`, met };
 }
 
+/**
+ * W1 one at a time on SQLite must reach 80% of the disk's fsync rate. Each run
+ * probes the disk right around its sends and reports its share of that rate;
+ * the target takes the median share. Reports from before that probe existed
+ * are judged against the machine's probe at the start of the run.
+ */
+function sequentialVersusDisk(report: BenchReport, system: string): TargetCheck {
+  const f = figure('w1.seq');
+  const target = `${f.label}: ${label(report, system)} ≥ 80% of the disk's fsync rate`;
+  const rate = med(report, system, 'w1.seq');
+  if (rate === null) return { target, measured: 'not measured', met: null };
+  const share = med(report, system, 'w1.seqShare');
+  const disk = med(report, system, 'w1.seqDisk');
+  const start = report.machine.fsyncPerSec;
+  const atStart = `${Math.round(start).toLocaleString('en-US')}/s probed at the start of the run`;
+  if (share === null || disk === null) {
+    return {
+      target,
+      measured: `${((100 * rate) / start).toFixed(0)}% (${formatValue(rate, f.unit)} msg/s vs ${atStart})`,
+      met: rate >= 0.8 * start,
+    };
+  }
+  return {
+    target,
+    measured: `${share.toFixed(0)}% median of runs (${formatValue(rate, f.unit)} msg/s; disk ${formatValue(disk, 'fsync/s')} fsync/s around the sends, ${atStart})`,
+    met: share >= 80,
+  };
+}
+
 /** Judges the issue's targets on the medians of this report. */
 export function checkTargets(report: BenchReport): TargetCheck[] {
   const checks: TargetCheck[] = [];
@@ -66,17 +95,7 @@ export function checkTargets(report: BenchReport): TargetCheck[] {
   const pgs = 'sluice-postgres';
   checks.push(versusPeer(report, sq, 'w1.c64', 3, 'all'));
   checks.push(versusPeer(report, sq, 'w1.bulk', 3, 'all'));
-  const fsync = report.machine.fsyncPerSec;
-  checks.push(
-    threshold(
-      report,
-      sq,
-      'w1.seq',
-      0.8 * fsync,
-      '≥',
-      `80% of the disk's fsync rate (${Math.round(0.8 * fsync).toLocaleString('en-US')} msg/s)`,
-    ),
-  );
+  checks.push(sequentialVersusDisk(report, sq));
   for (const id of ['w1.seq', 'w1.c64', 'w1.bulk']) checks.push(versusPeer(report, pgs, id, 3, 'postgres'));
   checks.push(versusPeer(report, sq, 'w2.c32', 2, 'all'));
   checks.push(versusPeer(report, pgs, 'w2.c32', 2, 'postgres'));
