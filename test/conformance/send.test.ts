@@ -98,6 +98,53 @@ describe.each(STORE_KINDS)('send (%s)', (kind) => {
     expect((await s.queue('burst').stats()).ready).toBe(500);
   });
 
+  it('a burst mixing plain, idempotent, ordered and over-limit sends treats each as if sent alone', async () => {
+    const s = await store.current.open();
+    await s.queue('small').configure({ maxDepth: 3 });
+    const payloads: string[] = [];
+    const promises: Promise<{ id: string; duplicate: boolean }>[] = [];
+    for (let i = 0; i < 60; i++) {
+      const payload = `m${i}`;
+      const kind = i % 6;
+      payloads.push(payload);
+      promises.push(
+        kind === 1
+          ? s.send('mix', payload, { idempotencyKey: 'same' })
+          : kind === 2
+            ? s.send('mix', payload, { orderingKey: 'k' })
+            : kind === 3
+              ? s.send('small', payload)
+              : s.send('mix', payload),
+      );
+    }
+    type Sent = { payload: string; result: PromiseSettledResult<{ id: string; duplicate: boolean }> };
+    const sent: Sent[] = (await Promise.allSettled(promises)).map((result, i) => ({
+      payload: payloads[i] as string,
+      result,
+    }));
+
+    const stored = sent.filter((x) => x.result.status === 'fulfilled' && !x.result.value.duplicate);
+    const idOf = (x: Sent) => (x.result as PromiseFulfilledResult<{ id: string }>).value.id;
+    // Every stored send's id holds that send's own payload.
+    for (const x of stored) expect((await s.message(idOf(x)))?.payload).toBe(x.payload);
+    expect(new Set(stored.map(idOf)).size).toBe(stored.length);
+    // The idempotent sends collapse to one message, and every duplicate names it.
+    const idempotent = sent.filter((_, i) => i % 6 === 1);
+    expect(new Set(idempotent.map(idOf)).size).toBe(1);
+    expect(
+      idempotent.filter((x) => !(x.result as PromiseFulfilledResult<{ duplicate: boolean }>).value.duplicate),
+    ).toHaveLength(1);
+    // Three of the ten sends to the small queue fit; the rest are refused and store nothing.
+    const small = sent.filter((_, i) => i % 6 === 3);
+    expect(small.filter((x) => x.result.status === 'fulfilled')).toHaveLength(3);
+    expect(small.filter((x) => x.result.status === 'rejected')).toHaveLength(7);
+    expect((await s.queue('small').stats()).ready).toBe(3);
+    // Ordered sends: one ready, the rest waiting for it; plain ones all ready.
+    const mix = await s.queue('mix').stats();
+    expect(mix.ready).toBe(30 + 1 + 1);
+    expect(mix.waiting).toBe(9);
+  });
+
   it('rejects bad input with clear errors and stores nothing', async () => {
     const s = await store.current.open({ payloadLimitBytes: 1024 });
     await expect(s.send('bad name!', {})).rejects.toBeInstanceOf(InvalidQueueNameError);

@@ -24,9 +24,50 @@ export function insertUnits(ctx: SqliteContext, units: InsertUnit[], wake: WakeS
   const queues = new Map<string, QueueRowLite>();
   const counters = new CounterDeltas();
   const topics = new Map<string, { queue: string; filter: HeaderFilter }[]>();
-  const results = units.map((unit) => insertUnit(ctx, unit, now, queues, topics, counters, wake));
+  const run = new PlainRun(ctx, now, wake);
+  const results = units.map((unit) => insertUnit(ctx, unit, now, queues, topics, counters, run, wake));
+  run.store();
   counters.flush(ctx);
   return results;
+}
+
+/**
+ * Fresh messages without an ordering key, gathered across the units of one
+ * transaction so that concurrent single sends are stored with a few multi-row
+ * INSERTs instead of one statement each. Anything that reads what earlier
+ * messages wrote (an idempotency lookup, an ordering-key check) stores the
+ * run first, so ids, keys and order are as if each message went alone.
+ */
+class PlainRun {
+  private messages: NewMessage[] = [];
+  private results: InsertedMessage[] = [];
+  private dedupMs: number[] = [];
+
+  constructor(
+    private readonly ctx: SqliteContext,
+    private readonly now: number,
+    private readonly wake: WakeSet,
+  ) {}
+
+  /** Queues a message; `result.id` is filled in when the run is stored. */
+  add(m: NewMessage, result: InsertedMessage, q: QueueRowLite): void {
+    this.messages.push(m);
+    this.results.push(result);
+    this.dedupMs.push(q.config.dedupWindowMs);
+  }
+
+  store(): void {
+    if (this.messages.length === 0) return;
+    const ids = insertPlainRun(this.ctx, this.messages, this.now, this.wake);
+    this.messages.forEach((m, k) => {
+      const id = ids[k] as number;
+      rememberIdempotencyKey(this.ctx, m, id, this.now, this.dedupMs[k] as number);
+      (this.results[k] as InsertedMessage).id = String(id);
+    });
+    this.messages = [];
+    this.results = [];
+    this.dedupMs = [];
+  }
 }
 
 function insertUnit(
@@ -36,6 +77,7 @@ function insertUnit(
   queues: Map<string, QueueRowLite>,
   topics: Map<string, { queue: string; filter: HeaderFilter }[]>,
   counters: CounterDeltas,
+  run: PlainRun,
   wake: WakeSet,
 ): InsertUnitResult {
   const messages = unit.kind === 'send' ? unit.messages : fanOut(ctx, unit.topic, unit.message, topics);
@@ -50,7 +92,9 @@ function insertUnit(
   }
 
   // Duplicates first: they store nothing and do not count against maxDepth.
+  // Earlier units' keys must be in the table before looking them up.
   const duplicateOf: (string | null)[] = messages.map(() => null);
+  if (messages.some((m) => m.idempotencyKey !== null)) run.store();
   const seen = new Map<string, number>();
   messages.forEach((m, i) => {
     const q = rows.get(m.queue) as QueueRowLite;
@@ -83,47 +127,31 @@ function insertUnit(
     }
   }
 
-  const inserted: InsertedMessage[] = [];
-  // Runs of fresh messages without an ordering key are stored with multi-row
-  // INSERTs; a keyed message needs "is its key busy" asked after every
-  // earlier message of the unit is stored, so it goes alone.
-  let run: number[] = [];
-  const storeRun = () => {
-    if (run.length === 0) return;
-    const ids = insertPlainRun(
-      ctx,
-      run.map((j) => messages[j] as NewMessage),
-      now,
-      wake,
-    );
-    run.forEach((j, k) => {
-      const m = messages[j] as NewMessage;
-      const id = ids[k] as number;
-      rememberIdempotencyKey(ctx, m, id, now, rows.get(m.queue) as QueueRowLite);
-      inserted[j] = { id: String(id), queue: m.queue, duplicate: false };
-    });
-    run = [];
-  };
-  messages.forEach((m, i) => {
+  // Messages without an ordering key join the run; a keyed message needs
+  // "is its key busy" asked after every earlier message is stored, so it
+  // stores the run and then goes alone.
+  const inserted: InsertedMessage[] = messages.map((m, i) => {
     const dup = duplicateOf[i] as string | null;
-    if (dup !== null) {
-      storeRun();
-      const id = dup.startsWith('#') ? (inserted[Number(dup.slice(1))] as InsertedMessage).id : dup;
-      inserted[i] = { id, queue: m.queue, duplicate: true };
-      return;
-    }
+    if (dup !== null) return { id: dup, queue: m.queue, duplicate: true };
     const q = rows.get(m.queue) as QueueRowLite;
     counters.add(m.queue, 1, 1, 0, 0, 0);
     q.depth += 1;
-    if (m.orderingKey === null) {
-      run.push(i);
-      return;
+    const result: InsertedMessage = { id: '', queue: m.queue, duplicate: false };
+    if (m.orderingKey === null) run.add(m, result, q);
+    else {
+      run.store();
+      result.id = insertMessage(ctx, m, now, q, wake);
     }
-    storeRun();
-    const id = insertMessage(ctx, m, now, q, wake);
-    inserted[i] = { id, queue: m.queue, duplicate: false };
+    return result;
   });
-  storeRun();
+  // A duplicate of a message earlier in this unit takes its id, known once the run is stored.
+  if (duplicateOf.some((d) => d?.startsWith('#'))) {
+    run.store();
+    inserted.forEach((r, i) => {
+      const dup = duplicateOf[i] as string | null;
+      if (dup?.startsWith('#')) r.id = (inserted[Number(dup.slice(1))] as InsertedMessage).id;
+    });
+  }
   return { ok: true, messages: inserted };
 }
 
@@ -190,14 +218,14 @@ function writeRow(values: unknown[], at: number, m: NewMessage, state: number, r
 }
 
 /** Remembers a stored message's idempotency key for its queue's dedup window; replaces an expired entry. */
-function rememberIdempotencyKey(ctx: SqliteContext, m: NewMessage, id: number, now: number, q: QueueRowLite): void {
-  if (m.idempotencyKey === null || q.config.dedupWindowMs === 0) return;
+function rememberIdempotencyKey(ctx: SqliteContext, m: NewMessage, id: number, now: number, dedupMs: number): void {
+  if (m.idempotencyKey === null || dedupMs === 0) return;
   ctx
     .stmt(
       // Purpose: remember the key for the dedup window; replaces an expired entry. Params: queue, key, id, expiry.
       'INSERT OR REPLACE INTO sluice_idempotency_keys (queue, key, message_id, expires_at) VALUES (?, ?, ?, ?)',
     )
-    .run(m.queue, m.idempotencyKey, id, now + q.config.dedupWindowMs);
+    .run(m.queue, m.idempotencyKey, id, now + dedupMs);
 }
 
 function fanOut(
@@ -232,7 +260,7 @@ function insertMessage(ctx: SqliteContext, m: NewMessage, now: number, q: QueueR
   writeRow(values, 0, m, state, runAt, now);
   const info = insertStatement(ctx, 1).run(values);
   const id = Number(info.lastInsertRowid);
-  rememberIdempotencyKey(ctx, m, id, now, q);
+  rememberIdempotencyKey(ctx, m, id, now, q.config.dedupWindowMs);
   if (state !== S.waiting) wake.add(m.queue);
   return String(id);
 }
