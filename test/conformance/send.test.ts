@@ -38,6 +38,30 @@ describe.each(STORE_KINDS)('send (%s)', (kind) => {
     expect(({} as Record<string, unknown>).polluted).toBeUndefined();
   });
 
+  it('sendMany round-trips awkward payloads exactly: escapes, NUL, lone surrogates, big numbers, key order', async () => {
+    const s = await store.current.open();
+    const payloads = [
+      { b: 1, a: [2, { d: null, c: 'x' }] },
+      'quote " backslash \\ slash / tab \t newline \n',
+      'nul \u0000 end',
+      'lone \ud800 surrogate',
+      'pair 🚀',
+      1e21,
+      -0.000001,
+      '',
+      [],
+      {},
+    ];
+    // The queue exists first, so the batch takes the plain fast path where the store has one.
+    await s.send('awkward', 'first');
+    await s.sendMany(
+      'awkward',
+      payloads.map((payload) => ({ payload })),
+    );
+    const got = await s.receive('awkward', { max: 100 });
+    expect(got.map((m) => JSON.stringify(m.payload))).toEqual(['first', ...payloads].map((p) => JSON.stringify(p)));
+  });
+
   it('sendMany stores all messages in one transaction, in order', async () => {
     const s = await store.current.open();
     const results = await s.sendMany(

