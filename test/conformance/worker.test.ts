@@ -29,6 +29,32 @@ describe.each(STORE_KINDS)('work() (%s)', (kind) => {
     expect(stats).toMatchObject({ ready: 0, inFlight: 0, completed: 300 });
   });
 
+  it('synchronous handlers: returning acks and throwing retries, for thousands in a row', async () => {
+    const s = await store.current.open();
+    await s.queue('q').configure({ backoff: { baseMs: 1, maxMs: 5 } });
+    await s.sendMany(
+      'q',
+      Array.from({ length: 5_000 }, (_, i) => ({ payload: i })),
+    );
+    const seen = new Map<number, number>();
+    const worker = s.work<number>(
+      'q',
+      (m) => {
+        seen.set(m.payload, (seen.get(m.payload) ?? 0) + 1);
+        if (m.payload % 1_000 === 7 && m.attempt === 1) throw new Error(`sync failure of ${m.payload}`);
+      },
+      { concurrency: 1 },
+    );
+    const failed: string[] = [];
+    worker.on('failed', (_m, error: Error) => failed.push(error.message));
+    await waitFor(async () => (await s.queue('q').stats()).completed === 5_000, { what: 'every message acked' });
+    await worker.close();
+    expect(failed.sort()).toEqual([7, 1007, 2007, 3007, 4007].map((i) => `sync failure of ${i}`).sort());
+    expect([...seen.values()].filter((n) => n === 2)).toHaveLength(5);
+    expect(seen.size).toBe(5_000);
+    expect(await s.queue('q').stats()).toMatchObject({ ready: 0, inFlight: 0, retried: 5, completed: 5_000 });
+  });
+
   it('never runs more than concurrency handlers at once', async () => {
     const s = await store.current.open();
     await s.sendMany(
