@@ -115,6 +115,39 @@ describe.each(STORE_KINDS)('send (%s)', (kind) => {
     expect((await s.queue('bulk').stats()).ready).toBe(0);
   });
 
+  it('a lone send keeps every option it was given and is counted', async () => {
+    const s = await store.current.open();
+    // The queue exists first, so the send takes the plain fast path where the store has one.
+    await s.send('opts', 'first');
+    const runAt = new Date(Date.now() + 60_000);
+    const options = {
+      priority: 7,
+      maxAttempts: 3,
+      backoff: { baseMs: 10, factor: 3, maxMs: 900 },
+      headers: { 'x-tenant': 'acme', 'x-ü': '✓' },
+      correlationId: 'corr-1',
+      causationId: 'cause-1',
+    };
+    const delayed = await s.send('opts', { kind: 'delayed' }, { ...options, delayMs: 60_000 });
+    const scheduled = await s.send('opts', { kind: 'scheduled' }, { ...options, runAt });
+    const ready = await s.send('opts', { kind: 'ready' }, options);
+    const ids = [delayed.id, scheduled.id, ready.id].map(BigInt);
+    expect(ids[0]).toBeLessThan(ids[1] as bigint);
+    expect(ids[1]).toBeLessThan(ids[2] as bigint);
+
+    const d = await s.message(delayed.id);
+    expect(d?.state).toBe('delayed');
+    expect(d?.runAt.getTime()).toBeGreaterThan(Date.now() + 50_000);
+    expect((await s.message(scheduled.id))?.runAt.getTime()).toBe(runAt.getTime());
+    const r = await s.message(ready.id);
+    expect(r).toMatchObject({ state: 'ready', priority: 7, maxAttempts: 3, headers: options.headers });
+    expect(r).toMatchObject({ correlationId: 'corr-1', causationId: 'cause-1', payload: { kind: 'ready' } });
+    // Priority 7 is claimed before the earlier, default-priority 'first'.
+    const [claimed] = await s.receive('opts');
+    expect(claimed?.id).toBe(ready.id);
+    expect(await s.queue('opts').stats()).toMatchObject({ ready: 1, delayed: 2, inFlight: 1, enqueued: 4 });
+  });
+
   it('concurrent sends share commits and each gets its own id', async () => {
     const s = await store.current.open();
     const results = await Promise.all(Array.from({ length: 500 }, (_, i) => s.send('burst', { i })));

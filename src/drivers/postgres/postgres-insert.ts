@@ -292,6 +292,70 @@ export async function insertPlain(db: PgSession, units: InsertUnit[]): Promise<I
   const messages = units.flatMap((u) => (u.kind === 'send' ? u.messages : []));
   if (messages.length === 0) return null;
   const queues = [...new Set(messages.map((m) => m.queue))];
+  const ids =
+    messages.length === 1 ? await insertOne(db, messages[0] as NewMessage) : await insertMany(db, messages, queues);
+  if (ids === null) return null;
+  for (const queue of queues) db.wake.add(queue);
+  let next = 0;
+  return units.map((u) => ({
+    ok: true,
+    messages: (u.kind === 'send' ? u.messages : []).map((m) => ({
+      id: ids[next++] as string,
+      queue: m.queue,
+      duplicate: false,
+    })),
+  }));
+}
+
+/**
+ * One plain message, with scalar parameters. A send awaited on its own is
+ * always a batch of one, and for it the batch statement's machinery (ten
+ * array parameters for the server to parse, a JSON array, a set-returning
+ * scan and an aggregate) cost more than storing the row: measured with the
+ * commit's flush left out, about 190 us against 130 us here.
+ */
+async function insertOne(db: PgSession, m: NewMessage): Promise<string[] | null> {
+  const [row] = await db.rows<{ id: string }>(
+    // Purpose: store one plain message (no ordering or idempotency key) and count it, provided its
+    //   queue exists and has no maxDepth; otherwise store nothing. Delayed when its run-at is ahead.
+    // Params: $1 queue, $2 payload, $3 headers, $4 priority, $5 delay (ms), $6 run-at (ms, or null for
+    //   now + delay), $7 max attempts, $8 backoff, $9 correlation id, $10 causation id, $11 counter shard.
+    // Result: the new id, or no row when nothing was stored.
+    `WITH ins AS (
+       INSERT INTO {schema}.sluice_messages (queue, state, priority, run_at, payload, headers, max_attempts, backoff,
+                                             correlation_id, causation_id, enqueued_at)
+       SELECT q.name, CASE WHEN r.run_at > statement_timestamp() THEN 1 ELSE 0 END, $4::int, r.run_at, $2::text,
+              $3::text, $7::int, $8::text, $9::text, $10::text, statement_timestamp()
+         FROM {schema}.sluice_queues q
+        CROSS JOIN LATERAL (SELECT CASE WHEN $6::int8 IS NULL THEN statement_timestamp() + $5::int8 * interval '1 millisecond'
+                                        ELSE to_timestamp($6::int8::float8 / 1000) END AS run_at) AS r
+        WHERE q.name = $1::text AND jsonb_typeof(q.config->'maxDepth') IS DISTINCT FROM 'number'
+       RETURNING id, queue
+     ), counted AS (
+       INSERT INTO {schema}.sluice_counters AS c (queue, shard, depth, enqueued)
+       SELECT queue, $11::int2, 1, 1 FROM ins
+       ON CONFLICT (queue, shard) DO UPDATE SET depth = c.depth + 1, enqueued = c.enqueued + 1
+     )
+     SELECT id::text AS id FROM ins`,
+    [
+      m.queue,
+      m.payload,
+      m.headers,
+      m.priority,
+      m.delayMs,
+      m.runAt,
+      m.maxAttempts,
+      m.backoff,
+      m.correlationId,
+      m.causationId,
+      db.ctx.shard(),
+    ],
+  );
+  return row === undefined ? null : [String(row.id)];
+}
+
+/** Several plain messages in one statement; see insertPlain. */
+async function insertMany(db: PgSession, messages: NewMessage[], queues: string[]): Promise<string[] | null> {
   const [row] = await db.rows<{ ids: string | null }>(
     // Purpose: store plain messages (no ordering or idempotency key) in the given order and count
     //   them, provided every queue named exists and has no maxDepth; otherwise store nothing.
@@ -341,18 +405,7 @@ export async function insertPlain(db: PgSession, units: InsertUnit[]): Promise<I
       db.ctx.shard(),
     ],
   );
-  if (row?.ids == null) return null;
-  const ids = row.ids.split(',');
-  for (const queue of queues) db.wake.add(queue);
-  let next = 0;
-  return units.map((u) => ({
-    ok: true,
-    messages: (u.kind === 'send' ? u.messages : []).map((m) => ({
-      id: ids[next++] as string,
-      queue: m.queue,
-      duplicate: false,
-    })),
-  }));
+  return row?.ids == null ? null : row.ids.split(',');
 }
 
 /** One value per message, or null when every one is null (sent as a null array, which `unnest` pads). */
