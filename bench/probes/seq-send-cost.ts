@@ -22,9 +22,12 @@ const url = process.env.BENCH_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:543
 async function timeLoop(label: string, fn: (i: number) => Promise<unknown> | unknown): Promise<void> {
   for (let i = 0; i < 300; i++) await fn(-1);
   const t0 = performance.now();
+  const cpu0 = process.cpuUsage();
   for (let i = 0; i < n; i++) await fn(i);
+  const cpu = process.cpuUsage(cpu0);
   const us = ((performance.now() - t0) * 1000) / n;
-  console.log(`${label.padEnd(40)} ${us.toFixed(1)} us/op  ${Math.round(1e6 / us)}/s`);
+  const cpuUs = (cpu.user + cpu.system) / n;
+  console.log(`${label.padEnd(40)} ${us.toFixed(1)} us/op  ${Math.round(1e6 / us)}/s  (CPU ${cpuUs.toFixed(1)} us/op)`);
 }
 
 if (kind === 'sqlite') {
