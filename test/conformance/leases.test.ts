@@ -118,8 +118,10 @@ describe.each(STORE_KINDS)('leases and acknowledgements (%s)', (kind) => {
     const a = await s.send('q', 'a');
     const high = await s.send('q', 'high', { priority: 5 });
     const b = await s.send('q', 'b');
+    // Sent last, but due a minute ago: ahead of a and b, which were due when sent.
+    const early = await s.send('q', 'early', { runAt: new Date(Date.now() - 60_000) });
     const got = await s.receive('q', { max: 10 });
-    expect(got.map((m) => m.id)).toEqual([high.id, a.id, b.id, low.id]);
+    expect(got.map((m) => m.id)).toEqual([high.id, early.id, a.id, b.id, low.id]);
   });
 
   it('delayMs and runAt defer delivery', async () => {

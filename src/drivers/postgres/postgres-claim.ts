@@ -21,19 +21,21 @@ import type { ClaimedRow, MessageClaimParams, MessageClaimResult } from '../../s
 import { ms, type PgSession } from './postgres-context.js';
 
 interface ClaimRowRaw {
-  // The queue's values, in the first row only (null in the others).
+  // Null in the queue's row; a leased message's id in the others.
+  id: string | null;
+  // The queue's values, in its row only (null in the others).
   paused: boolean | null;
   limited: boolean | null;
   config: string | null;
   retry_at: string | null;
   lease_expires_at: string | null;
-  // One leased message per row; null in the one row returned when none was leased.
-  id: string | null;
+  // One leased message per row.
   payload: string;
   headers: string | null;
   attempts: number;
   max_attempts: number | null;
   priority: number;
+  run_at_us: string;
   ordering_key: string | null;
   idempotency_key: string | null;
   correlation_id: string | null;
@@ -46,9 +48,12 @@ interface ClaimRowRaw {
 //   with a limit unless $5 says the limit was applied by the caller.
 // Params: $1 queue, $2 most to claim, $3 lease token prefix (the token is prefix || id),
 //   $4 lease length (ms), $5 limits applied.
-// Result: one row per leased message in claim order (or one row with null message columns when
-//   none); the first row also carries the queue's paused flag, whether it has limits, its config,
-//   the next run-at of a delayed message and the leases' expiry (ms), null in the other rows.
+// Result: one row for the queue (id null): its paused flag, whether it has limits, its config, the
+//   next run-at of a delayed message and the leases' expiry (ms); then one row per leased message
+//   (queue columns null), in no particular order: claimRows sorts them into claim order, using
+//   run_at_us (run-at in microseconds, exact). Sorting a thousand wide rows (payloads included),
+//   numbering and joining them on the server took about a seventh of the claim's time.
+//   No rows at all when the queue does not exist.
 // The claim commits without waiting for its WAL flush (synchronous_commit off for this transaction
 //   only): a claim lost in a database crash only returns the message to the queue, and its holder's
 //   ack is then refused as for any lost lease. Sends and acks stay fully durable.
@@ -87,16 +92,19 @@ export const CLAIM_SQL = `WITH q AS (
      RETURNING m.id, m.payload, m.headers, m.attempts, m.max_attempts, m.priority, m.run_at, m.ordering_key,
                m.idempotency_key, m.correlation_id, m.causation_id, m.enqueued_at
    )
-   SELECT CASE WHEN first THEN q.paused END AS paused, CASE WHEN first THEN q.limited END AS limited,
-          CASE WHEN first THEN q.config END AS config,
-          CASE WHEN first THEN (SELECT ${ms('min(run_at)')} FROM {schema}.sluice_messages
-                                 WHERE queue = $1 AND state = 1 AND run_at > statement_timestamp()) END AS retry_at,
-          CASE WHEN first THEN ${ms('q.lease_expires_at')} END AS lease_expires_at,
-          l.id::text AS id, l.payload, l.headers, l.attempts, l.max_attempts, l.priority, l.ordering_key,
-          l.idempotency_key, l.correlation_id, l.causation_id, ${ms('l.enqueued_at')} AS enqueued_at
-     FROM q LEFT JOIN (SELECT *, row_number() OVER (ORDER BY priority DESC, run_at, id) AS rn FROM leased) l ON true
-    CROSS JOIN LATERAL (SELECT coalesce(l.rn, 1) = 1 AS first) AS f
-    ORDER BY l.rn`;
+   SELECT NULL::text AS id, q.paused, q.limited, q.config,
+          (SELECT ${ms('min(run_at)')} FROM {schema}.sluice_messages
+            WHERE queue = $1 AND state = 1 AND run_at > statement_timestamp()) AS retry_at,
+          ${ms('q.lease_expires_at')} AS lease_expires_at,
+          NULL::text AS payload, NULL::text AS headers, NULL::int AS attempts, NULL::int AS max_attempts,
+          NULL::int AS priority, NULL::int8 AS run_at_us, NULL::text AS ordering_key, NULL::text AS idempotency_key,
+          NULL::text AS correlation_id, NULL::text AS causation_id, NULL::int8 AS enqueued_at
+     FROM q
+   UNION ALL
+   SELECT l.id::text, NULL, NULL, NULL, NULL, NULL, l.payload, l.headers, l.attempts, l.max_attempts, l.priority,
+          (extract(epoch FROM l.run_at) * 1000000)::int8, l.ordering_key, l.idempotency_key, l.correlation_id,
+          l.causation_id, ${ms('l.enqueued_at')}
+     FROM leased l`;
 
 /**
  * Claims up to `limit` messages. Returns null when the queue has a limit and
@@ -112,18 +120,17 @@ export async function claimRows(
   // new for every claim of a message). Cheaper than a token per row, passed and subscripted as an array.
   const prefix = newLeaseToken();
   const rows = await db.rows<ClaimRowRaw>(CLAIM_SQL, [params.queue, limit, prefix, params.leaseMs, limitsApplied]);
-  const first = rows[0];
-  if (first === undefined)
+  const queueRow = rows.find((r) => r.id === null);
+  if (queueRow === undefined)
     return { result: { messages: [], retryAt: null, paused: false }, config: db.ctx.config(null) };
-  const config = db.ctx.config(first.config);
-  if (first.paused) return { result: { messages: [], retryAt: null, paused: true }, config };
-  if (first.limited && !limitsApplied) return null;
-  const leaseExpiresAt = Number(first.lease_expires_at);
-  const messages: ClaimedRow[] = [];
-  for (const r of rows) {
-    if (r.id === null) continue;
+  const config = db.ctx.config(queueRow.config);
+  if (queueRow.paused) return { result: { messages: [], retryAt: null, paused: true }, config };
+  if (queueRow.limited && !limitsApplied) return null;
+  const leaseExpiresAt = Number(queueRow.lease_expires_at);
+  const leased = rows.filter((r) => r.id !== null).sort(claimOrder);
+  const messages: ClaimedRow[] = leased.map((r) => {
     const id = String(r.id);
-    messages.push({
+    return {
       id,
       queue: params.queue,
       payload: r.payload,
@@ -138,10 +145,26 @@ export async function claimRows(
       enqueuedAt: Number(r.enqueued_at),
       leaseToken: prefix + id,
       leaseExpiresAt,
-    });
-  }
-  const retryAt = messages.length < params.max && first.retry_at !== null ? Number(first.retry_at) : null;
+    };
+  });
+  const retryAt = messages.length < params.max && queueRow.retry_at !== null ? Number(queueRow.retry_at) : null;
   return { result: { messages, retryAt, paused: false }, config };
+}
+
+/**
+ * Claim order: priority (highest first), then run-at, then id. Run-ats are
+ * microseconds since the epoch, below 2^53 and so exact as numbers; ids are
+ * decimal text without leading zeros, so the shorter is the smaller.
+ */
+function claimOrder(a: ClaimRowRaw, b: ClaimRowRaw): number {
+  const x = a.id as string;
+  const y = b.id as string;
+  return (
+    Number(b.priority) - Number(a.priority) ||
+    Number(a.run_at_us) - Number(b.run_at_us) ||
+    x.length - y.length ||
+    (x < y ? -1 : x > y ? 1 : 0)
+  );
 }
 
 /**
