@@ -148,6 +148,23 @@ describe.each(STORE_KINDS)('send (%s)', (kind) => {
     expect(await s.queue('opts').stats()).toMatchObject({ ready: 1, delayed: 2, inFlight: 1, enqueued: 4 });
   });
 
+  it('a batch mixing messages with and without options stores each with its own', async () => {
+    const s = await store.current.open();
+    // 70 items: runs of 64, 4, 1 and 1 rows where the store batches rows; only item 66 has options.
+    const items = Array.from({ length: 70 }, (_, i) => ({
+      payload: { i },
+      options: i === 66 ? { headers: { 'x-i': '66' }, maxAttempts: 2, correlationId: 'c-66' } : undefined,
+    }));
+    const sent = await s.sendMany('mixed', items);
+    for (const i of [0, 63, 64, 65, 66, 67, 68, 69]) {
+      const m = await s.message((sent[i] as { id: string }).id);
+      expect(m?.payload).toEqual({ i });
+      if (i === 66) expect(m).toMatchObject({ headers: { 'x-i': '66' }, maxAttempts: 2, correlationId: 'c-66' });
+      else expect(m).toMatchObject({ headers: {}, correlationId: (sent[i] as { id: string }).id });
+    }
+    expect((await s.queue('mixed').stats()).ready).toBe(70);
+  });
+
   it('concurrent sends share commits and each gets its own id', async () => {
     const s = await store.current.open();
     const results = await Promise.all(Array.from({ length: 500 }, (_, i) => s.send('burst', { i })));

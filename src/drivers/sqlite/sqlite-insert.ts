@@ -170,19 +170,62 @@ function insertPlainRun(ctx: SqliteContext, messages: NewMessage[], now: number,
   while (at < messages.length) {
     const left = messages.length - at;
     const size = RUN_SIZES.find((n) => n <= left) as number;
-    const values: unknown[] = new Array(size * COLUMNS);
+    let slim = true;
+    for (let k = 0; k < size && slim; k++) slim = hasNoOptions(messages[at + k] as NewMessage);
+    const width = slim ? SLIM_COLUMNS : COLUMNS;
+    const values: unknown[] = new Array(size * width);
     for (let k = 0; k < size; k++) {
       const m = messages[at + k] as NewMessage;
       const runAt = m.runAt ?? now + m.delayMs;
-      writeRow(values, k * COLUMNS, m, runAt > now ? S.delayed : S.ready, runAt, now);
+      const state = runAt > now ? S.delayed : S.ready;
+      if (slim) writeSlimRow(values, k * width, m, state, runAt, now);
+      else writeRow(values, k * width, m, state, runAt, now);
       wake.add(m.queue);
     }
-    const info = insertStatement(ctx, size).run(values);
+    const info = ctx.stmt((slim ? SLIM_INSERT_SQL : INSERT_SQL).get(size) as string).run(values);
     const last = Number(info.lastInsertRowid);
     for (let k = 0; k < size; k++) ids.push(last - size + 1 + k);
     at += size;
   }
   return ids;
+}
+
+/**
+ * True when a message sets none of the columns that are null by default:
+ * most sends. Its rows go through a statement with 6 parameters a row instead
+ * of 13; binding the nulls cost about a tenth of a 64-row transaction.
+ */
+function hasNoOptions(m: NewMessage): boolean {
+  return (
+    m.headers === null &&
+    m.maxAttempts === null &&
+    m.backoff === null &&
+    m.orderingKey === null &&
+    m.idempotencyKey === null &&
+    m.correlationId === null &&
+    m.causationId === null
+  );
+}
+
+const SLIM_COLUMNS = 6;
+const SLIM_INSERT_SQL = new Map<number, string>(
+  RUN_SIZES.map((n) => [
+    n,
+    // Purpose: store new messages without options, in order. Params: the columns listed, per row.
+    // Result: the last rowid.
+    `INSERT INTO sluice_messages (queue, state, priority, run_at, payload, enqueued_at)
+     VALUES ${new Array(n).fill(`(${new Array(SLIM_COLUMNS).fill('?').join(', ')})`).join(', ')}`,
+  ]),
+);
+
+/** Writes one message's columns, in SLIM_INSERT_SQL's order, into `values` from `at`. */
+function writeSlimRow(values: unknown[], at: number, m: NewMessage, state: number, runAt: number, now: number): void {
+  values[at] = m.queue;
+  values[at + 1] = state;
+  values[at + 2] = m.priority;
+  values[at + 3] = runAt;
+  values[at + 4] = m.payload;
+  values[at + 5] = now;
 }
 
 const ROW_PLACEHOLDERS = `(${new Array(COLUMNS).fill('?').join(', ')})`;
