@@ -178,8 +178,7 @@ function insertPlainRun(ctx: SqliteContext, messages: NewMessage[], now: number,
       const m = messages[at + k] as NewMessage;
       const runAt = m.runAt ?? now + m.delayMs;
       const state = runAt > now ? S.delayed : S.ready;
-      if (slim) writeSlimRow(values, k * width, m, state, runAt, now);
-      else writeRow(values, k * width, m, state, runAt, now);
+      writeRow(values, k * width, m, state, runAt, now, slim);
       wake.add(m.queue);
     }
     const info = ctx.stmt((slim ? SLIM_INSERT_SQL : INSERT_SQL).get(size) as string).run(values);
@@ -218,16 +217,6 @@ const SLIM_INSERT_SQL = new Map<number, string>(
   ]),
 );
 
-/** Writes one message's columns, in SLIM_INSERT_SQL's order, into `values` from `at`. */
-function writeSlimRow(values: unknown[], at: number, m: NewMessage, state: number, runAt: number, now: number): void {
-  values[at] = m.queue;
-  values[at + 1] = state;
-  values[at + 2] = m.priority;
-  values[at + 3] = runAt;
-  values[at + 4] = m.payload;
-  values[at + 5] = now;
-}
-
 const ROW_PLACEHOLDERS = `(${new Array(COLUMNS).fill('?').join(', ')})`;
 const INSERT_SQL = new Map<number, string>(
   RUN_SIZES.map((n) => [
@@ -243,13 +232,28 @@ function insertStatement(ctx: SqliteContext, size: number) {
   return ctx.stmt(INSERT_SQL.get(size) as string);
 }
 
-/** Writes one message's columns, in INSERT_SQL's order, into `values` from `at`. */
-function writeRow(values: unknown[], at: number, m: NewMessage, state: number, runAt: number, now: number): void {
+/**
+ * Writes one message's columns into `values` from `at`: in INSERT_SQL's order,
+ * or with `slim` in SLIM_INSERT_SQL's (the first five, then enqueued_at).
+ */
+function writeRow(
+  values: unknown[],
+  at: number,
+  m: NewMessage,
+  state: number,
+  runAt: number,
+  now: number,
+  slim = false,
+): void {
   values[at] = m.queue;
   values[at + 1] = state;
   values[at + 2] = m.priority;
   values[at + 3] = runAt;
   values[at + 4] = m.payload;
+  if (slim) {
+    values[at + 5] = now;
+    return;
+  }
   values[at + 5] = m.headers;
   values[at + 6] = m.maxAttempts;
   values[at + 7] = m.backoff;
