@@ -8,16 +8,16 @@
  *   npx tsx bench/probes/seq-send-cost.ts postgres [messages]
  */
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import pg from 'pg';
 import { Sluice } from '../../src/index.js';
+import { benchDataDir } from '../lib/data-dir.js';
+import { POSTGRES_URL as url } from '../systems/queue-system.js';
 
 const kind = process.argv[2] ?? 'sqlite';
 const n = Number(process.argv[3] ?? 10_000);
 const PAD = 'x'.repeat(160);
-const url = process.env.BENCH_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 
 async function timeLoop(label: string, fn: (i: number) => Promise<unknown> | unknown): Promise<void> {
   for (let i = 0; i < 300; i++) await fn(-1);
@@ -31,7 +31,8 @@ async function timeLoop(label: string, fn: (i: number) => Promise<unknown> | unk
 }
 
 if (kind === 'sqlite') {
-  const dir = fs.mkdtempSync(path.join(process.env.BENCH_DATA_DIR ?? os.tmpdir(), 'seq-probe-'));
+  fs.mkdirSync(benchDataDir(), { recursive: true });
+  const dir = fs.mkdtempSync(path.join(benchDataDir(), 'seq-probe-'));
   const sluice = await Sluice.open({ store: 'sqlite', path: path.join(dir, 'sluice.db') });
   await timeLoop('Sluice send', (i) => sluice.send('bench', { i, t: performance.now(), pad: PAD }));
   await sluice.close();

@@ -17,6 +17,7 @@
  */
 import type { QueueConfig } from '../../core/queue-config.js';
 import { newLeaseToken } from '../../store/lease-token.js';
+import { compareIds } from '../../store/message-id.js';
 import type { ClaimedRow, MessageClaimParams, MessageClaimResult } from '../../store/store.js';
 import { ms, type PgSession } from './postgres-context.js';
 
@@ -153,17 +154,13 @@ export async function claimRows(
 
 /**
  * Claim order: priority (highest first), then run-at, then id. Run-ats are
- * microseconds since the epoch, below 2^53 and so exact as numbers; ids are
- * decimal text without leading zeros, so the shorter is the smaller.
+ * microseconds since the epoch, below 2^53 and so exact as numbers.
  */
 function claimOrder(a: ClaimRowRaw, b: ClaimRowRaw): number {
-  const x = a.id as string;
-  const y = b.id as string;
   return (
     Number(b.priority) - Number(a.priority) ||
     Number(a.run_at_us) - Number(b.run_at_us) ||
-    x.length - y.length ||
-    (x < y ? -1 : x > y ? 1 : 0)
+    compareIds(a.id as string, b.id as string)
   );
 }
 

@@ -22,6 +22,7 @@ import { parseBackoff } from '../../core/backoff.js';
 import { planFailure } from '../../core/failure-plan.js';
 import type { DeadReason } from '../../core/message-state.js';
 import { appendError, truncateError } from '../../store/error-history.js';
+import { compareIds } from '../../store/message-id.js';
 import type { FinishItem, FinishResult, LeaseExtendResult, LeaseRef, LeaseRescueResult } from '../../store/store.js';
 import { CounterDeltas, ms, type PgSession } from './postgres-context.js';
 import { lockOrderingKeys, promoteNextOfKeys, type QueueKey } from './postgres-keys.js';
@@ -53,11 +54,6 @@ function leaseColumns(items: LeaseRef[]): [string[], string[]] {
 /** The items in ascending id order. */
 function byId<T extends LeaseRef>(items: T[]): T[] {
   return [...items].sort((x, y) => compareIds(x.id, y.id));
-}
-
-/** Orders ids as PostgreSQL writes them (decimal, no leading zeros) numerically. */
-function compareIds(a: string, b: string): number {
-  return a.length - b.length || (a < b ? -1 : a > b ? 1 : 0);
 }
 
 /** Identifies a settle item by message and token, since a batch may hold two tokens for one message. */

@@ -181,7 +181,7 @@ function insertPlainRun(ctx: SqliteContext, messages: NewMessage[], now: number,
       writeRow(values, k * width, m, state, runAt, now, slim);
       wake.add(m.queue);
     }
-    const info = ctx.stmt((slim ? SLIM_INSERT_SQL : INSERT_SQL).get(size) as string).run(values);
+    const info = insertStatement(ctx, size, slim).run(values);
     const last = Number(info.lastInsertRowid);
     for (let k = 0; k < size; k++) ids.push(last - size + 1 + k);
     at += size;
@@ -207,29 +207,26 @@ function hasNoOptions(m: NewMessage): boolean {
 }
 
 const SLIM_COLUMNS = 6;
-const SLIM_INSERT_SQL = new Map<number, string>(
-  RUN_SIZES.map((n) => [
-    n,
-    // Purpose: store new messages without options, in order. Params: the columns listed, per row.
-    // Result: the last rowid.
-    `INSERT INTO sluice_messages (queue, state, priority, run_at, payload, enqueued_at)
-     VALUES ${new Array(n).fill(`(${new Array(SLIM_COLUMNS).fill('?').join(', ')})`).join(', ')}`,
-  ]),
-);
 
-const ROW_PLACEHOLDERS = `(${new Array(COLUMNS).fill('?').join(', ')})`;
-const INSERT_SQL = new Map<number, string>(
-  RUN_SIZES.map((n) => [
-    n,
-    // Purpose: store new messages, in order. Params: the columns listed, per row. Result: the last rowid.
-    `INSERT INTO sluice_messages (queue, state, priority, run_at, payload, headers, max_attempts, backoff,
-       ordering_key, idempotency_key, correlation_id, causation_id, enqueued_at)
-     VALUES ${new Array(n).fill(ROW_PLACEHOLDERS).join(', ')}`,
-  ]),
-);
+/** The multi-row INSERTs for each run size, of the columns listed; `width` placeholders a row. */
+function insertSqlBySize(columns: string, width: number): Map<number, string> {
+  const row = `(${new Array(width).fill('?').join(', ')})`;
+  return new Map(
+    RUN_SIZES.map((n) => [n, `INSERT INTO sluice_messages (${columns}) VALUES ${new Array(n).fill(row).join(', ')}`]),
+  );
+}
 
-function insertStatement(ctx: SqliteContext, size: number) {
-  return ctx.stmt(INSERT_SQL.get(size) as string);
+// Purpose: store new messages, in order. Params: the columns listed, per row. Result: the last rowid.
+const INSERT_SQL = insertSqlBySize(
+  `queue, state, priority, run_at, payload, headers, max_attempts, backoff,
+   ordering_key, idempotency_key, correlation_id, causation_id, enqueued_at`,
+  COLUMNS,
+);
+// Purpose: the same for messages without options. Params: the columns listed, per row. Result: the last rowid.
+const SLIM_INSERT_SQL = insertSqlBySize('queue, state, priority, run_at, payload, enqueued_at', SLIM_COLUMNS);
+
+function insertStatement(ctx: SqliteContext, size: number, slim = false) {
+  return ctx.stmt((slim ? SLIM_INSERT_SQL : INSERT_SQL).get(size) as string);
 }
 
 /**
