@@ -30,7 +30,7 @@ import { insertPlain, isPlainBatch, prepareInsert, writeInsert } from './postgre
 import { PgRunner, READ, SEND, TX } from './postgres-runner.js';
 import { applyMigrations, checkSchemaName } from './postgres-schema.js';
 import {
-  ackPass,
+  ackUnlocked,
   anyExpiredLease,
   extendLeases,
   leaseKey,
@@ -81,7 +81,7 @@ const DEFAULT_RETRY_MS = 10_000;
  * BEGIN), so a message exists if and only if the caller's write commits.
  */
 export class PostgresStore implements Store {
-  readonly capabilities: StoreCapabilities = { externalTransactions: true, multiHost: true };
+  readonly capabilities: StoreCapabilities = { externalTransactions: true, multiHost: true, roundTrips: true };
   readonly wake: PostgresWake;
   private readonly runner: PgRunner;
   private readonly ctx: PgContext;
@@ -200,9 +200,10 @@ export class PostgresStore implements Store {
       const plain = keyedHere.size === 0 ? acks : acks.filter((a) => !keyedHere.has(leaseKey(a)));
       results = new Map();
       if (plain.length > 0) {
-        const first = await this.runner.run('settle', READ, (db) => ackPass(db, plain, true, null));
-        results = first.settled;
-        keyed = [...keyed, ...first.keyed.map((k) => k.ref)];
+        results = await this.runner.run('settle', READ, (db) => ackUnlocked(db, plain));
+        // What the first pass left (a keyed message claimed elsewhere, a lost lease, a second
+        // token for one message) goes to the transaction, which settles or refuses each.
+        keyed = [...keyed, ...plain.filter((a) => !results.has(leaseKey(a)))];
       }
       if (keyed.length > 0 || failures.length > 0) {
         const second = await this.runner.run('settle', TX, (db) => settleInTransaction(db, keyed, failures));
