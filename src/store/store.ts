@@ -23,6 +23,8 @@ export interface StoreCapabilities {
   externalTransactions: boolean;
   /** Several machines may share the store (not just processes on one machine). */
   multiHost: boolean;
+  /** Operations wait on a network round trip (false: they complete within the call, as SQLite's do). */
+  roundTrips: boolean;
 }
 
 /** A message to insert; the client has already validated and encoded it. */

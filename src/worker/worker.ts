@@ -10,7 +10,10 @@
  *             and their messages are released (attempt given back)
  *
  * Prefetch: unless fixed, the worker holds about 100 ms of work beyond what
- * runs, judged by a moving average of handler durations.
+ * runs, judged by a moving average of handler durations. When that work will
+ * be done before a claim can come back (fast handlers, a store across the
+ * network), the next claim starts before the batch in hand runs, so up to
+ * twice that may be leased at once.
  *
  * Claims: an idle worker claims the moment it is woken. A busy worker that has
  * caught up with its queue (its last claim came back short) claims at most
@@ -41,6 +44,9 @@ export type { HandlerContext } from './handler-context.js';
 const AUTO_PREFETCH_MS = 100;
 /** The most messages one worker holds beyond its running ones (also the most one claim takes). */
 const MAX_PREFETCH = 1_000;
+
+/** What one claim brought: messages, or the error that stopped it. */
+type ClaimOutcome<T> = { messages: LeasedMessage<T>[]; retryAt: number | null; claimedAt: number } | { error: unknown };
 
 /** A message handler. Resolve to ack; throw to retry; throw UnrecoverableError to dead-letter. */
 export type Handler<T> = (message: Message<T>, ctx: HandlerContext) => unknown;
@@ -164,63 +170,127 @@ export class Worker<T> extends EventEmitter {
     let errorDelay = 0;
     let caughtUp = false;
     let lastClaimAt = 0;
+    // A claim started before the last batch was handed out (see claimAhead), or null.
+    let ahead: Promise<ClaimOutcome<T>> | null = null;
     while (this.state === 'running') {
-      const prefetch = this.prefetch();
-      const lowWater = Math.floor(prefetch / 2);
-      const room = this.concurrency + prefetch - this.active.size - this.buffer.length;
-      // Refill in batches: claim when a slot is idle or the buffer runs low,
-      // not once per finished message.
-      const starving = this.active.size < this.concurrency && this.buffer.length === 0;
-      if (room <= 0 || (!starving && this.buffer.length > lowWater)) {
-        await signal.wait(this.pollIntervalMs);
-        continue;
+      let outcome: ClaimOutcome<T>;
+      let asked: number;
+      if (ahead !== null) {
+        asked = this.aheadAsked;
+        outcome = await ahead;
+        ahead = null;
+      } else {
+        const prefetch = this.prefetch();
+        const lowWater = Math.floor(prefetch / 2);
+        const room = this.concurrency + prefetch - this.active.size - this.buffer.length;
+        // Refill in batches: claim when a slot is idle or the buffer runs low,
+        // not once per finished message.
+        const starving = this.active.size < this.concurrency && this.buffer.length === 0;
+        if (room <= 0 || (!starving && this.buffer.length > lowWater)) {
+          await signal.wait(this.pollIntervalMs);
+          continue;
+        }
+        if (caughtUp && this.active.size > 0) {
+          const wait = lastClaimAt + this.claimIntervalMs - this.sluice.clock.now();
+          if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+          if (this.state !== 'running') break;
+        }
+        asked = Math.min(room, MAX_PREFETCH);
+        lastClaimAt = this.sluice.clock.now();
+        outcome = await this.claim(asked);
       }
-      if (caughtUp && this.active.size > 0) {
-        const wait = lastClaimAt + this.claimIntervalMs - this.sluice.clock.now();
-        if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
-        if (this.state !== 'running') break;
-      }
-      let claimed: { messages: LeasedMessage<T>[]; retryAt: number | null; paused: boolean };
-      const asked = Math.min(room, MAX_PREFETCH);
-      const claimedAt = this.sluice.clock.now();
-      lastClaimAt = claimedAt;
-      try {
-        const result = await this.sluice.store.messageClaim({ queue: this.queue, max: asked, leaseMs: this.leaseMs });
-        claimed = { messages: result.messages.map(leasedMessage<T>), retryAt: result.retryAt, paused: result.paused };
-        errorDelay = 0;
-      } catch (error) {
+      if ('error' in outcome) {
         // The store is unreachable (database restarting, disk full): back off and retry forever.
         errorDelay = Math.min(Math.max(100, errorDelay * 2), 5_000);
-        this.report(error, 'claim failed; retrying');
+        this.report(outcome.error, 'claim failed; retrying');
         await signal.wait(errorDelay);
         continue;
       }
-      for (const message of claimed.messages) {
-        this.buffer.push({
-          message,
-          controller: null,
-          abortReason: undefined,
-          leaseMs: this.leaseMs,
-          localExpiry: claimedAt + this.leaseMs,
-          leaseLost: false,
-          released: false,
-          startedAt: 0,
-          fail: null,
-        });
-      }
-      this.dispatch();
-      caughtUp = claimed.messages.length < asked;
+      errorDelay = 0;
+      this.hold(outcome);
+      caughtUp = outcome.messages.length < asked;
       if (caughtUp) {
+        this.dispatch();
         const now = this.sluice.clock.now();
-        const due = claimed.retryAt === null ? this.pollIntervalMs : Math.max(1, claimed.retryAt - now);
+        const due = outcome.retryAt === null ? this.pollIntervalMs : Math.max(1, outcome.retryAt - now);
         await signal.wait(Math.min(due, this.pollIntervalMs));
-      } else if (claimed.messages.length > 0) {
-        // A synchronous store answers a claim without real I/O, and fast
-        // handlers finish in microtasks: without a turn of the event loop here
-        // the loop could drain a whole backlog before any ack is written or
-        // any timer (the lease keeper among them) runs.
-        await new Promise((resolve) => setImmediate(resolve));
+      } else if (outcome.messages.length > 0) {
+        if (this.state === 'running' && this.claimAhead()) {
+          this.aheadAsked = Math.min(this.concurrency + this.prefetch(), MAX_PREFETCH);
+          lastClaimAt = this.sluice.clock.now();
+          ahead = this.claim(this.aheadAsked);
+          // A turn of the event loop first lets the claim's request go out
+          // before fast handlers take the thread.
+          await new Promise((resolve) => setImmediate(resolve));
+          this.dispatch();
+        } else {
+          this.dispatch();
+          // A synchronous store answers a claim without real I/O, and fast
+          // handlers finish in microtasks: without a turn of the event loop here
+          // the loop could drain a whole backlog before any ack is written or
+          // any timer (the lease keeper among them) runs.
+          await new Promise((resolve) => setImmediate(resolve));
+        }
+      } else {
+        this.dispatch();
       }
+    }
+    // Messages of a claim still on its way belong in the buffer, which shutdown releases.
+    if (ahead !== null) {
+      const outcome = await ahead;
+      if (!('error' in outcome)) this.hold(outcome);
+    }
+  }
+
+  /** Size of the claim started ahead. */
+  private aheadAsked = 0;
+  /** Moving average of claim durations (ms); null before the first. */
+  private claimMs: number | null = null;
+
+  /**
+   * Whether to start the next claim before handing out the batch just
+   * claimed: with automatic prefetch, when the store answers over the network
+   * and the work in hand (running and buffered) will be done before a claim
+   * could come back. The claim's round trip then overlaps the handlers and
+   * the acks instead of following them; with a backlog and fast handlers, a
+   * worker otherwise idles for the length of every claim (on PostgreSQL, a
+   * 1,000-message claim took 25–45 ms while those handlers took 13 ms). A
+   * fixed prefetch is a bound the caller chose, so it never claims ahead.
+   */
+  private claimAhead(): boolean {
+    if (this.fixedPrefetch !== null || !this.sluice.store.capabilities.roundTrips) return false;
+    if (this.claimMs === null || this.handlerMs === null) return false;
+    const inHandMs = ((this.active.size + this.buffer.length) * this.handlerMs) / this.concurrency;
+    return inHandMs < this.claimMs;
+  }
+
+  /** One claim, timed; a failure is returned, not thrown. */
+  private async claim(asked: number): Promise<ClaimOutcome<T>> {
+    const started = this.sluice.clock.now();
+    try {
+      const result = await this.sluice.store.messageClaim({ queue: this.queue, max: asked, leaseMs: this.leaseMs });
+      const took = this.sluice.clock.now() - started;
+      this.claimMs = this.claimMs === null ? took : this.claimMs + (took - this.claimMs) * 0.2;
+      return { messages: result.messages.map(leasedMessage<T>), retryAt: result.retryAt, claimedAt: started };
+    } catch (error) {
+      return { error };
+    }
+  }
+
+  /** Buffers claimed messages until a slot frees. */
+  private hold(outcome: { messages: LeasedMessage<T>[]; claimedAt: number }): void {
+    for (const message of outcome.messages) {
+      this.buffer.push({
+        message,
+        controller: null,
+        abortReason: undefined,
+        leaseMs: this.leaseMs,
+        localExpiry: outcome.claimedAt + this.leaseMs,
+        leaseLost: false,
+        released: false,
+        startedAt: 0,
+        fail: null,
+      });
     }
   }
 

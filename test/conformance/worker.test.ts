@@ -343,6 +343,45 @@ describe.each(STORE_KINDS)('work() (%s)', (kind) => {
     expect(next?.attempt).toBe(1);
   });
 
+  it('close() in the middle of a fast backlog leaves nothing leased, a claim on its way included', async () => {
+    // With fast handlers and a backlog, a worker on a store reached over the network starts its
+    // next claim before running the batch it has. Closing right after that third claim started
+    // leaves it on its way when the fetch loop stops: its messages must be released too.
+    const s = await store.current.open();
+    const total = 5_000;
+    for (let i = 0; i < total; i += 1_000) {
+      await s.sendMany(
+        'q',
+        Array.from({ length: 1_000 }, (_, k) => ({ payload: i + k })),
+      );
+    }
+    const seen = new Set<number>();
+    let handled = 0;
+    let claims = 0;
+    let closed: Promise<void> | null = null;
+    const claim = s.store.messageClaim.bind(s.store);
+    s.store.messageClaim = (params) => {
+      claims += 1;
+      if (claims === 3) setImmediate(() => (closed = worker.close()));
+      return claim(params);
+    };
+    const worker = s.work<number>(
+      'q',
+      (m) => {
+        seen.add(m.payload);
+        handled += 1;
+      },
+      { concurrency: 32 },
+    );
+    await waitFor(() => closed !== null);
+    await closed;
+    expect(seen.size).toBe(handled);
+    const stats = await s.queue('q').stats();
+    expect(stats.inFlight).toBe(0);
+    expect(stats.completed).toBe(handled);
+    expect(stats.ready).toBe(total - handled);
+  });
+
   it('close() after the grace period aborts stragglers and releases them', async () => {
     const s = await store.current.open();
     const { id } = await s.send('q', 'stuck');

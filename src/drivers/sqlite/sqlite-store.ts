@@ -61,7 +61,7 @@ export interface SqliteStoreOptions {
  * it fast, since a commit costs one fsync whatever it holds.
  */
 export class SqliteStore implements Store {
-  readonly capabilities: StoreCapabilities = { externalTransactions: false, multiHost: false };
+  readonly capabilities: StoreCapabilities = { externalTransactions: false, multiHost: false, roundTrips: false };
   readonly wake: SqliteWake;
   private readonly db: Database.Database;
   private readonly ctx: SqliteContext;
