@@ -97,6 +97,29 @@ describe.each(STORE_KINDS)('queue administration (%s)', (kind) => {
     await waitFor(async () => (await s.message(id)) === null, { what: 'retention to remove it' });
   });
 
+  it('one batch of acks across queues keeps what a retaining queue keeps and deletes the rest', async () => {
+    const s = await store.current.open();
+    await s.queue('kept').configure({ retentionMs: 60_000 });
+    const a = await s.send('kept', 'a');
+    const b = await s.send('plain', 'b');
+    const [ma] = await s.receive('kept');
+    const [mb] = await s.receive('plain');
+    const results = await s.store.messageFinishMany({
+      items: [
+        { id: a.id, leaseToken: ma?.leaseToken as string, outcome: { kind: 'ack' } },
+        { id: b.id, leaseToken: mb?.leaseToken as string, outcome: { kind: 'ack' } },
+      ],
+    });
+    expect(results).toEqual([
+      { ok: true, state: 'completed' },
+      { ok: true, state: 'deleted' },
+    ]);
+    expect((await s.message(a.id))?.state).toBe('completed');
+    expect(await s.message(b.id)).toBeNull();
+    expect(await s.queue('kept').stats()).toMatchObject({ inFlight: 0, completed: 1, completedRetained: 1 });
+    expect(await s.queue('plain').stats()).toMatchObject({ inFlight: 0, completed: 1, completedRetained: 0 });
+  });
+
   it('completed messages are deleted at once by default', async () => {
     const s = await store.current.open();
     const { id } = await s.send('q', 'gone');

@@ -127,26 +127,27 @@ export async function ackPass(db: PgSession, items: LeaseRef[], counters: Counte
 
 // Purpose: settle acked messages without an ordering key whose lease is held: delete them, or
 //   keep them as completed when their queue retains completions; count them. No explicit lock:
-//   the DELETE and UPDATE re-check the lease on the row version they change.
+//   the DELETE and UPDATE re-check the lease on the row version they change. The queues that
+//   retain are listed once (r), not looked up once per message (a tenth of the statement's time).
 // Params: $1 ids (ascending), $2 JSON object from id to lease token, $3 counter shard.
 // Result: the messages settled, grouped: ids (comma-separated), queue, retained, whether the
 //   queue has a concurrency limit.
-export const ACK_UNLOCKED_SQL = `WITH deleted AS (
+export const ACK_UNLOCKED_SQL = `WITH r AS MATERIALIZED (
+     SELECT coalesce(array_agg(name), '{}') AS retaining FROM {schema}.sluice_queues
+      WHERE coalesce((config->>'retentionMs')::int8, 0) > 0
+   ), deleted AS (
      DELETE FROM {schema}.sluice_messages m
       WHERE m.id = ANY(ARRAY(SELECT unnest($1::int8[]))) AND m.state + 0 = 3 AND m.ordering_key IS NULL
         AND m.lease_token = ($2::jsonb ->> m.id::text) AND m.lease_expires_at > clock_timestamp()
-        AND NOT EXISTS (SELECT 1 FROM {schema}.sluice_queues q
-                         WHERE q.name = m.queue AND coalesce((q.config->>'retentionMs')::int8, 0) > 0)
+        AND m.queue <> ALL (CAST((SELECT retaining FROM r) AS text[]))
      RETURNING m.id, m.queue, false AS retain
    ), completed AS (
      UPDATE {schema}.sluice_messages m
         SET state = 5, finished_at = statement_timestamp(), lease_token = NULL, lease_expires_at = NULL
-      WHERE m.id = ANY(ARRAY(SELECT unnest($1::int8[]) WHERE EXISTS (
-              SELECT 1 FROM {schema}.sluice_queues WHERE coalesce((config->>'retentionMs')::int8, 0) > 0)))
+      WHERE m.id = ANY(ARRAY(SELECT unnest($1::int8[]) WHERE cardinality((SELECT retaining FROM r)) > 0))
         AND m.state + 0 = 3 AND m.ordering_key IS NULL
         AND m.lease_token = ($2::jsonb ->> m.id::text) AND m.lease_expires_at > clock_timestamp()
-        AND EXISTS (SELECT 1 FROM {schema}.sluice_queues q
-                     WHERE q.name = m.queue AND coalesce((q.config->>'retentionMs')::int8, 0) > 0)
+        AND m.queue = ANY (CAST((SELECT retaining FROM r) AS text[]))
      RETURNING m.id, m.queue, true AS retain
    ), done AS (
      SELECT * FROM deleted UNION ALL SELECT * FROM completed
