@@ -185,12 +185,7 @@ export class Sluice {
   }
 
   private async insert(unit: InsertUnit, tx: unknown, weight: number): Promise<InsertedMessage[]> {
-    // A send inside the caller's transaction cannot share a commit with others.
-    const run = () =>
-      tx === undefined
-        ? this.inserts.add(unit, weight)
-        : this.store.messageInsertMany({ units: [unit], tx }).then((r) => r[0] as InsertUnitResult);
-    let result = await run();
+    let result = await this.insertOnce(unit, tx, weight);
     if (result.ok) return result.messages;
     const info = await this.store.queueGet({ queue: result.full.queue });
     if (info?.config.onFull === 'wait' && tx === undefined) {
@@ -199,11 +194,17 @@ export class Sluice {
       while (!result.ok && this.options.clock.now() < deadline) {
         await sleep(Math.min(pause, Math.max(1, deadline - this.options.clock.now())));
         pause = Math.min(pause * 2, 250);
-        result = await run();
+        result = await this.insertOnce(unit, tx, weight);
       }
       if (result.ok) return result.messages;
     }
     throw new QueueFullError(result.full.queue, result.full.maxDepth, result.full.retryAfterMs);
+  }
+
+  /** One attempt to store a unit: in the shared group commit, or alone inside the caller's transaction. */
+  private insertOnce(unit: InsertUnit, tx: unknown, weight: number): Promise<InsertUnitResult> {
+    if (tx === undefined) return this.inserts.add(unit, weight);
+    return this.store.messageInsertMany({ units: [unit], tx }).then((r) => r[0] as InsertUnitResult);
   }
 
   /**
