@@ -12,8 +12,11 @@
  * items wait and go together in the next one, so batches grow with load on
  * their own: at low load each item is a batch of one with no added delay.
  */
+/** Called once with an item's result, or with the error that failed its batch. */
+export type BatchCallback<R> = (error: unknown, result: R | undefined) => void;
+
 export class BatchQueue<I, R> {
-  private pending: { item: I; weight: number; resolve: (r: R) => void; reject: (e: unknown) => void }[] = [];
+  private pending: { item: I; weight: number; done: BatchCallback<R> }[] = [];
   private running = 0;
   private scheduled = false;
   private readonly idleWaiters: (() => void)[] = [];
@@ -32,9 +35,19 @@ export class BatchQueue<I, R> {
   /** Adds an item; resolves with its result once its batch is stored. */
   add(item: I, weight = 1): Promise<R> {
     return new Promise<R>((resolve, reject) => {
-      this.pending.push({ item, weight, resolve, reject });
-      this.schedule();
+      this.addWith(item, weight, (error, result) => (error === undefined ? resolve(result as R) : reject(error)));
     });
+  }
+
+  /**
+   * Adds an item and calls `done` once its batch is stored (or failed): for
+   * callers settling thousands of items a second, where a promise per item
+   * (and the async-context tracking each promise carries) is a measurable
+   * share of the work. `done` must not throw.
+   */
+  addWith(item: I, weight: number, done: BatchCallback<R>): void {
+    this.pending.push({ item, weight, done });
+    this.schedule();
   }
 
   /** Resolves when nothing is pending or running. */
@@ -70,12 +83,18 @@ export class BatchQueue<I, R> {
     }
   }
 
-  private async run(batch: { item: I; resolve: (r: R) => void; reject: (e: unknown) => void }[]): Promise<void> {
+  private async run(batch: { item: I; done: BatchCallback<R> }[]): Promise<void> {
+    let results: R[] | undefined;
+    let failure: unknown;
     try {
-      const results = await this.flush(batch.map((b) => b.item));
-      for (let i = 0; i < batch.length; i++) (batch[i] as (typeof batch)[number]).resolve(results[i] as R);
+      results = await this.flush(batch.map((b) => b.item));
     } catch (error) {
-      for (const b of batch) b.reject(error);
+      failure = error ?? new Error('batch failed');
+    }
+    try {
+      for (let i = 0; i < batch.length; i++) {
+        (batch[i] as (typeof batch)[number]).done(failure, results === undefined ? undefined : (results[i] as R));
+      }
     } finally {
       this.running -= 1;
       if (this.pending.length > 0) this.drain();

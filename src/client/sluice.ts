@@ -18,7 +18,7 @@ import type {
   Subscription,
 } from '../store/store.js';
 import { type Handler, Worker, type WorkerOptions } from '../worker/worker.js';
-import { BatchQueue } from './batch-queue.js';
+import { type BatchCallback, BatchQueue } from './batch-queue.js';
 import { leasedMessage, messageInfo } from './decode.js';
 import {
   openStore,
@@ -294,9 +294,13 @@ export class Sluice {
     if (!result.ok) throw new LeaseLostError(item.id);
   }
 
-  /** Used by workers: settle without throwing on a lost lease. */
-  settle(item: FinishItem): Promise<FinishResult> {
-    return this.finishes.add(item);
+  /**
+   * Used by workers: settles through the completion batch and calls `done`
+   * with the result (a lost lease is a result, not an error); `done` must
+   * not throw.
+   */
+  settleWith(item: FinishItem, done: BatchCallback<FinishResult>): void {
+    this.finishes.addWith(item, 1, done);
   }
 
   /** Looks a message up by id in any state (while it still exists). */

@@ -381,18 +381,18 @@ export class Worker<T> extends EventEmitter {
       return;
     }
     this.settlingCount += 1;
-    this.sluice
-      .settle({ id: message.id, leaseToken: message.leaseToken, outcome })
-      .then(
-        (result) => this.settled(message, failure, result),
+    this.sluice.settleWith({ id: message.id, leaseToken: message.leaseToken, outcome }, (error, result) => {
+      try {
+        if (error === undefined) this.settled(message, failure, result as FinishResult);
         // The store is down: the lease will expire and the message be delivered again.
-        (error: unknown) =>
-          this.report(error, 'could not settle a message; it will be delivered again after its lease expires'),
-      )
-      .finally(() => {
+        else this.report(error, 'could not settle a message; it will be delivered again after its lease expires');
+      } catch (listenerError) {
+        this.report(listenerError, 'a completed or failed listener threw');
+      } finally {
         this.settlingCount -= 1;
         if (this.settlingCount === 0) for (const wake of this.settledWaiters.splice(0)) wake();
-      });
+      }
+    });
   }
 
   private settled(message: LeasedMessage<T>, failure: unknown, result: FinishResult): void {

@@ -134,4 +134,33 @@ describe('BatchQueue (group commit)', () => {
     await expect(q.add(3)).resolves.toBe(3);
     await q.idle();
   });
+
+  it('callback items share flushes with promise items, and get the error of a failed flush', async () => {
+    const flushes: number[][] = [];
+    const q = new BatchQueue<number, number>(
+      async (items) => {
+        flushes.push(items);
+        if (items.includes(-1)) throw new Error('disk full');
+        return items.map((i) => i + 1);
+      },
+      { concurrency: 1, maxWeight: 100 },
+    );
+    const calls: [unknown, number | undefined][] = [];
+    q.addWith(1, 1, (error, result) => calls.push([error, result]));
+    const viaPromise = q.add(2);
+    q.addWith(3, 1, (error, result) => calls.push([error, result]));
+    expect(await viaPromise).toBe(3);
+    await q.idle();
+    expect(calls).toEqual([
+      [undefined, 2],
+      [undefined, 4],
+    ]);
+    expect(flushes).toEqual([[1, 2, 3]]);
+    const failed = new Promise<[unknown, number | undefined]>((resolve) =>
+      q.addWith(-1, 1, (error, result) => resolve([error, result])),
+    );
+    const [error, result] = await failed;
+    expect((error as Error).message).toBe('disk full');
+    expect(result).toBeUndefined();
+  });
 });
