@@ -23,8 +23,12 @@ export interface StoreCapabilities {
   externalTransactions: boolean;
   /** Several machines may share the store (not just processes on one machine). */
   multiHost: boolean;
-  /** Operations wait on a network round trip (false: they complete within the call, as SQLite's do). */
-  roundTrips: boolean;
+  /**
+   * Operations wait on a network round trip (false or absent: they complete
+   * within the call, as SQLite's do). Workers then start their next claim
+   * early when fast handlers would otherwise wait for it.
+   */
+  roundTrips?: boolean;
 }
 
 /** A message to insert; the client has already validated and encoded it. */

@@ -258,7 +258,7 @@ export class Worker<T> extends EventEmitter {
    * fixed prefetch is a bound the caller chose, so it never claims ahead.
    */
   private claimAhead(): boolean {
-    if (this.fixedPrefetch !== null || !this.sluice.store.capabilities.roundTrips) return false;
+    if (this.fixedPrefetch !== null || this.sluice.store.capabilities.roundTrips !== true) return false;
     if (this.claimMs === null || this.handlerMs === null) return false;
     const inHandMs = ((this.active.size + this.buffer.length) * this.handlerMs) / this.concurrency;
     return inHandMs < this.claimMs;
