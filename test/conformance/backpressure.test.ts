@@ -1,3 +1,6 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { QueueFullError } from '../../src/errors.js';
 import { startChild } from '../support/processes.js';
@@ -103,8 +106,9 @@ describe.each(STORE_KINDS)('backpressure and limits (%s)', (kind) => {
       'q',
       Array.from({ length: 200 }, (_, i) => ({ payload: i })),
     );
-    // Both start claiming at the same moment, however long each took to boot.
-    const startAt = Date.now() + 3_000;
+    // Both start claiming at the same moment, however long each took to boot: the start time is
+    // written for them once both are ready (a fixed time missed a child that booted slowly under load).
+    const startFile = path.join(os.tmpdir(), `sluice-start-${process.pid}-${Date.now()}`);
     const children = [0, 1].map(() =>
       startChild({
         mode: 'claim-times',
@@ -112,10 +116,14 @@ describe.each(STORE_KINDS)('backpressure and limits (%s)', (kind) => {
         queue: 'q',
         durationMs: 1_700,
         max: 10,
-        startAt,
+        startFile,
       }),
     );
+    await Promise.all(children.map((c) => c.next('ready')));
+    fs.writeFileSync(`${startFile}.tmp`, String(Date.now() + 200));
+    fs.renameSync(`${startFile}.tmp`, startFile);
     const results = await Promise.all(children.map((c) => c.next('claimed')));
+    fs.rmSync(startFile, { force: true });
     await Promise.all(children.map((c) => c.exited));
     const times = results.flatMap((r) => r.times as number[]).sort((a, b) => a - b);
     // Both processes together stay within 20 per 500 ms window: at most 4 windows fit in 1.7 s,

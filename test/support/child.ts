@@ -11,6 +11,7 @@
  *   its lease is found lost.
  * - claim-count: receives with `max` repeatedly for `ms` and prints claim times.
  */
+import fs from 'node:fs';
 import type { StoreLocation } from '../../src/client/open-options.js';
 import { Sluice } from '../../src/client/sluice.js';
 import { openLedger } from './ledger.js';
@@ -33,6 +34,11 @@ interface Command {
   max?: number;
   /** claim-times: start claiming at this time (epoch ms), so several children overlap. */
   startAt?: number;
+  /**
+   * claim-times: instead of startAt, wait (after "ready") for this file to appear and start at
+   * the time it holds: the parent writes it once every child has booted, however slowly.
+   */
+  startFile?: string;
 }
 
 const command = JSON.parse(process.argv[2] as string) as Command;
@@ -56,11 +62,15 @@ if (command.mode === 'send-keys') {
 
 if (command.mode === 'claim-times') {
   out({ event: 'ready' });
-  if (command.startAt !== undefined)
-    await new Promise((r) => setTimeout(r, Math.max(0, (command.startAt as number) - Date.now())));
+  let startAt = command.startAt;
+  if (command.startFile !== undefined) {
+    while (!fs.existsSync(command.startFile)) await new Promise((r) => setTimeout(r, 5));
+    startAt = Number(fs.readFileSync(command.startFile, 'utf8'));
+  }
+  if (startAt !== undefined) await new Promise((r) => setTimeout(r, Math.max(0, (startAt as number) - Date.now())));
   const times: number[] = [];
   // A shared deadline: a child that booted late must not stretch the period.
-  const until = (command.startAt ?? Date.now()) + (command.durationMs ?? 1_000);
+  const until = (startAt ?? Date.now()) + (command.durationMs ?? 1_000);
   while (Date.now() < until) {
     const got = await sluice.receive(command.queue, { max: command.max ?? 10, waitMs: 50, leaseMs: 60_000 });
     for (const m of got) {
