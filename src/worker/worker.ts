@@ -94,6 +94,8 @@ export class Worker<T> extends EventEmitter {
   private readonly fixedPrefetch: number | null;
   /** Moving average of handler durations (ms), for automatic prefetch; null before the first. */
   private handlerMs: number | null = null;
+  /** Moving average of claim durations (ms), for claiming ahead; null before the first. */
+  private claimMs: number | null = null;
   private readonly leaseMs: number;
   private readonly timeoutMs: number;
   private readonly pollIntervalMs: number;
@@ -170,14 +172,14 @@ export class Worker<T> extends EventEmitter {
     let errorDelay = 0;
     let caughtUp = false;
     let lastClaimAt = 0;
-    // A claim started before the last batch was handed out (see claimAhead), or null.
-    let ahead: Promise<ClaimOutcome<T>> | null = null;
+    // A claim started before the last batch was handed out (see claimAhead), and its size.
+    let ahead: { outcome: Promise<ClaimOutcome<T>>; asked: number } | null = null;
     while (this.state === 'running') {
       let outcome: ClaimOutcome<T>;
       let asked: number;
       if (ahead !== null) {
-        asked = this.aheadAsked;
-        outcome = await ahead;
+        asked = ahead.asked;
+        outcome = await ahead.outcome;
         ahead = null;
       } else {
         const prefetch = this.prefetch();
@@ -216,9 +218,9 @@ export class Worker<T> extends EventEmitter {
         await signal.wait(Math.min(due, this.pollIntervalMs));
       } else if (outcome.messages.length > 0) {
         if (this.state === 'running' && this.claimAhead()) {
-          this.aheadAsked = Math.min(this.concurrency + this.prefetch(), MAX_PREFETCH);
+          const size = Math.min(this.concurrency + this.prefetch(), MAX_PREFETCH);
           lastClaimAt = this.sluice.clock.now();
-          ahead = this.claim(this.aheadAsked);
+          ahead = { outcome: this.claim(size), asked: size };
           // A turn of the event loop first lets the claim's request go out
           // before fast handlers take the thread.
           await new Promise((resolve) => setImmediate(resolve));
@@ -237,15 +239,10 @@ export class Worker<T> extends EventEmitter {
     }
     // Messages of a claim still on its way belong in the buffer, which shutdown releases.
     if (ahead !== null) {
-      const outcome = await ahead;
+      const outcome = await ahead.outcome;
       if (!('error' in outcome)) this.hold(outcome);
     }
   }
-
-  /** Size of the claim started ahead. */
-  private aheadAsked = 0;
-  /** Moving average of claim durations (ms); null before the first. */
-  private claimMs: number | null = null;
 
   /**
    * Whether to start the next claim before handing out the batch just

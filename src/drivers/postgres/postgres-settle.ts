@@ -125,6 +125,14 @@ export async function ackPass(db: PgSession, items: LeaseRef[], counters: Counte
   return pass;
 }
 
+/**
+ * Message `m` has no ordering key and its lease, the token `$2` (a JSON object
+ * from id to token) names for it, is held: the condition the unlocked ack
+ * checks, and PostgreSQL re-checks on a row that changed while it waited.
+ */
+const HELD_PLAIN = `m.state + 0 = 3 AND m.ordering_key IS NULL
+        AND m.lease_token = ($2::jsonb ->> m.id::text) AND m.lease_expires_at > clock_timestamp()`;
+
 // Purpose: settle acked messages without an ordering key whose lease is held: delete them, or
 //   keep them as completed when their queue retains completions; count them. No explicit lock:
 //   the DELETE and UPDATE re-check the lease on the row version they change. The queues that
@@ -138,16 +146,14 @@ export const ACK_UNLOCKED_SQL = `WITH r AS MATERIALIZED (
       WHERE coalesce((config->>'retentionMs')::int8, 0) > 0
    ), deleted AS (
      DELETE FROM {schema}.sluice_messages m
-      WHERE m.id = ANY(ARRAY(SELECT unnest($1::int8[]))) AND m.state + 0 = 3 AND m.ordering_key IS NULL
-        AND m.lease_token = ($2::jsonb ->> m.id::text) AND m.lease_expires_at > clock_timestamp()
+      WHERE m.id = ANY(ARRAY(SELECT unnest($1::int8[]))) AND ${HELD_PLAIN}
         AND m.queue <> ALL (CAST((SELECT retaining FROM r) AS text[]))
      RETURNING m.id, m.queue, false AS retain
    ), completed AS (
      UPDATE {schema}.sluice_messages m
         SET state = 5, finished_at = statement_timestamp(), lease_token = NULL, lease_expires_at = NULL
       WHERE m.id = ANY(ARRAY(SELECT unnest($1::int8[]) WHERE cardinality((SELECT retaining FROM r)) > 0))
-        AND m.state + 0 = 3 AND m.ordering_key IS NULL
-        AND m.lease_token = ($2::jsonb ->> m.id::text) AND m.lease_expires_at > clock_timestamp()
+        AND ${HELD_PLAIN}
         AND m.queue = ANY (CAST((SELECT retaining FROM r) AS text[]))
      RETURNING m.id, m.queue, true AS retain
    ), done AS (

@@ -196,17 +196,17 @@ export class PostgresStore implements Store {
       // Acks without an ordering key settle in one statement, without BEGIN/COMMIT; keyed ones
       // and failures need keys locked in the same transaction, so they take a second pass.
       // Messages this process claimed with an ordering key skip the first pass.
-      let keyed: LeaseRef[] = keyedHere.size === 0 ? [] : acks.filter((a) => keyedHere.has(leaseKey(a)));
+      let inTransaction: LeaseRef[] = keyedHere.size === 0 ? [] : acks.filter((a) => keyedHere.has(leaseKey(a)));
       const plain = keyedHere.size === 0 ? acks : acks.filter((a) => !keyedHere.has(leaseKey(a)));
       results = new Map();
       if (plain.length > 0) {
         results = await this.runner.run('settle', READ, (db) => ackUnlocked(db, plain));
         // What the first pass left (a keyed message claimed elsewhere, a lost lease, a second
         // token for one message) goes to the transaction, which settles or refuses each.
-        keyed = [...keyed, ...plain.filter((a) => !results.has(leaseKey(a)))];
+        inTransaction = [...inTransaction, ...plain.filter((a) => !results.has(leaseKey(a)))];
       }
-      if (keyed.length > 0 || failures.length > 0) {
-        const second = await this.runner.run('settle', TX, (db) => settleInTransaction(db, keyed, failures));
+      if (inTransaction.length > 0 || failures.length > 0) {
+        const second = await this.runner.run('settle', TX, (db) => settleInTransaction(db, inTransaction, failures));
         for (const [key, result] of second) results.set(key, result);
       }
     }
