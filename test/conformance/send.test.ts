@@ -165,6 +165,57 @@ describe.each(STORE_KINDS)('send (%s)', (kind) => {
     expect((await s.queue('mixed').stats()).ready).toBe(70);
   });
 
+  it('a batch to an existing queue keeps options shared by all its messages and options each has alone', async () => {
+    const s = await store.current.open();
+    // The queue exists first, so both batches take the plain fast path where the store has one.
+    const first = await s.send('plain-opts', 'first');
+    const defaultMaxAttempts = (await s.message(first.id))?.maxAttempts;
+    const shared = { priority: 5, maxAttempts: 4, headers: { 'x-batch': 'a' }, delayMs: 60_000, causationId: 'c' };
+    const same = await s.sendMany(
+      'plain-opts',
+      Array.from({ length: 5 }, (_, i) => ({ payload: { i }, options: shared })),
+    );
+    for (const [i, r] of same.entries()) {
+      const m = await s.message(r.id);
+      expect(m).toMatchObject({ payload: { i }, state: 'delayed', priority: 5, maxAttempts: 4, causationId: 'c' });
+      expect(m?.headers).toEqual({ 'x-batch': 'a' });
+    }
+    const runAt = new Date(Date.now() + 120_000);
+    const varied = Array.from({ length: 12 }, (_, i) => ({
+      payload: { i },
+      options: {
+        priority: i % 3,
+        ...(i % 4 === 1 ? { headers: { 'x-i': String(i) } } : {}),
+        ...(i === 2 ? { runAt } : {}),
+        ...(i === 3 ? { delayMs: 60_000 } : {}),
+        ...(i === 5 ? { backoff: { baseMs: 5, factor: 2, maxMs: 50 }, maxAttempts: 9 } : {}),
+        ...(i % 5 === 0 ? { correlationId: `corr-${i}` } : {}),
+      },
+    }));
+    const sent = await s.sendMany('plain-opts', varied);
+    for (const [i, r] of sent.entries()) {
+      const m = await s.message(r.id);
+      expect(m).toMatchObject({ payload: { i }, priority: i % 3 });
+      expect(m?.headers).toEqual(i % 4 === 1 ? { 'x-i': String(i) } : {});
+      expect(m?.state).toBe(i === 2 || i === 3 ? 'delayed' : 'ready');
+      if (i === 2) expect(m?.runAt.getTime()).toBe(runAt.getTime());
+      expect(m?.maxAttempts).toBe(i === 5 ? 9 : defaultMaxAttempts);
+      expect(m?.correlationId).toBe(i % 5 === 0 ? `corr-${i}` : r.id);
+    }
+    expect(await s.queue('plain-opts').stats()).toMatchObject({ ready: 11, delayed: 7, enqueued: 18 });
+  });
+
+  it('concurrent sends to several queues count each queue its own messages', async () => {
+    const s = await store.current.open();
+    await Promise.all([s.send('count-a', 0), s.send('count-b', 0)]);
+    await Promise.all([
+      ...Array.from({ length: 30 }, (_, i) => s.send('count-a', { i })),
+      ...Array.from({ length: 20 }, (_, i) => s.send('count-b', { i })),
+    ]);
+    expect(await s.queue('count-a').stats()).toMatchObject({ ready: 31, enqueued: 31 });
+    expect(await s.queue('count-b').stats()).toMatchObject({ ready: 21, enqueued: 21 });
+  });
+
   it('concurrent sends share commits and each gets its own id', async () => {
     const s = await store.current.open();
     const results = await Promise.all(Array.from({ length: 500 }, (_, i) => s.send('burst', { i })));

@@ -281,8 +281,9 @@ export function isPlainBatch(units: InsertUnit[]): boolean {
  *
  * Lighter than the full path's insert: no ordering-key ranking, no per-row
  * state in the result (none waits, so every queue is woken), and the ids come
- * back as one text value instead of a row per message. Columns that are null
- * for every message are sent as a null array, which `unnest` pads with nulls.
+ * back as one text value instead of a row per message. A column with the same
+ * value for every message is sent once, as a scalar (see `column`), and the
+ * counts per queue are the caller's, not an aggregate over the new rows.
  *
  * Payloads, already JSON, go as one JSON array: each element comes back as its
  * exact text, and neither side escapes every quote of every payload as a text
@@ -356,62 +357,80 @@ async function insertOne(db: PgSession, m: NewMessage): Promise<string[] | null>
 
 /** Several plain messages in one statement; see insertPlain. */
 async function insertMany(db: PgSession, messages: NewMessage[], queues: string[]): Promise<string[] | null> {
+  const counts = queues.map((queue) => messages.reduce((n, m) => (m.queue === queue ? n + 1 : n), 0));
   const [row] = await db.rows<{ ids: string | null }>(
     // Purpose: store plain messages (no ordering or idempotency key) in the given order and count
     //   them, provided every queue named exists and has no maxDepth; otherwise store nothing.
     //   A message whose run-at is ahead is delayed; the rest are ready.
-    // Params: $1 queue per message, $2 payloads as one JSON array, $3 headers, $4 priorities, $5 delays (ms), $6 run-ats
-    //   (ms, or null for now + delay), $7 max attempts, $8 backoffs, $9 correlation ids, $10 causation
-    //   ids ($3 and $6-$10 may be null: all null), $11 the distinct queues, $12 counter shard.
+    // Params: one column per pair, each either a list (one value per message) and null, or null and
+    //   the value of every message: $1/$2 queues, $4/$5 headers, $6/$7 priorities, $8/$9 delays (ms),
+    //   $10/$11 run-ats (ms, or null for now + delay), $12/$13 max attempts, $14/$15 backoffs,
+    //   $16/$17 correlation ids, $18/$19 causation ids; $3 payloads as one JSON array;
+    //   $20 the distinct queues, $21 how many messages each gets, $22 counter shard.
     // Result: one row; ids: the new ids in input order (ids are drawn in it), comma-separated, or
     //   null when nothing was stored.
     `WITH guard AS (
-       SELECT count(*) = cardinality($11::text[]) AS ok FROM {schema}.sluice_queues
-        WHERE name = ANY($11::text[]) AND jsonb_typeof(config->'maxDepth') IS DISTINCT FROM 'number'
+       SELECT count(*) = cardinality($20::text[]) AS ok FROM {schema}.sluice_queues
+        WHERE name = ANY($20::text[]) AND jsonb_typeof(config->'maxDepth') IS DISTINCT FROM 'number'
      ), ins AS (
        INSERT INTO {schema}.sluice_messages (queue, state, priority, run_at, payload, headers, max_attempts, backoff,
                                              correlation_id, causation_id, enqueued_at)
        SELECT s.queue, CASE WHEN s.run_at > statement_timestamp() THEN 1 ELSE 0 END, s.priority, s.run_at,
               s.payload::text, s.headers, s.max_attempts, s.backoff, s.correlation_id, s.causation_id, statement_timestamp()
-         FROM (SELECT u.*,
-                      CASE WHEN u.run_at_ms IS NULL THEN statement_timestamp() + u.delay_ms * interval '1 millisecond'
-                           ELSE to_timestamp(u.run_at_ms::float8 / 1000) END AS run_at
-                 FROM ROWS FROM (unnest($1::text[]), json_array_elements($2::json), unnest($3::text[]),
-                                 unnest($4::int[]), unnest($5::int8[]), unnest($6::int8[]), unnest($7::int[]),
-                                 unnest($8::text[]), unnest($9::text[]), unnest($10::text[]))
+         FROM (SELECT coalesce(u.queue, $2::text) AS queue, u.payload, coalesce(u.headers, $5::text) AS headers,
+                      coalesce(u.priority, $7::int) AS priority, coalesce(u.max_attempts, $13::int) AS max_attempts,
+                      coalesce(u.backoff, $15::text) AS backoff, coalesce(u.correlation_id, $17::text) AS correlation_id,
+                      coalesce(u.causation_id, $19::text) AS causation_id, u.ord,
+                      CASE WHEN coalesce(u.run_at_ms, $11::int8) IS NULL
+                           THEN statement_timestamp() + coalesce(u.delay_ms, $9::int8) * interval '1 millisecond'
+                           ELSE to_timestamp(coalesce(u.run_at_ms, $11::int8)::float8 / 1000) END AS run_at
+                 FROM ROWS FROM (unnest($1::text[]), json_array_elements($3::json), unnest($4::text[]),
+                                 unnest($6::int[]), unnest($8::int8[]), unnest($10::int8[]), unnest($12::int[]),
+                                 unnest($14::text[]), unnest($16::text[]), unnest($18::text[]))
                       WITH ORDINALITY AS u(queue, payload, headers, priority, delay_ms, run_at_ms, max_attempts,
                                            backoff, correlation_id, causation_id, ord)) AS s
         WHERE (SELECT ok FROM guard)
         ORDER BY s.ord
-       RETURNING id, queue
+       RETURNING id
      ), counted AS (
        INSERT INTO {schema}.sluice_counters AS c (queue, shard, depth, enqueued)
-       SELECT queue, $12::int2, count(*), count(*) FROM ins GROUP BY queue ORDER BY queue
+       SELECT t.queue, $22::int2, t.n, t.n FROM unnest($20::text[], $21::int8[]) AS t(queue, n)
+        WHERE (SELECT ok FROM guard)
+        ORDER BY t.queue
        ON CONFLICT (queue, shard) DO UPDATE SET depth = c.depth + excluded.depth, enqueued = c.enqueued + excluded.enqueued
      )
      SELECT string_agg(id::text, ',' ORDER BY id) AS ids FROM ins`,
     [
-      messages.map((m) => m.queue),
+      ...column(messages, (m) => m.queue),
       `[${messages.map((m) => m.payload).join(',')}]`,
-      column(messages, (m) => m.headers),
-      messages.map((m) => m.priority),
-      messages.map((m) => m.delayMs),
-      column(messages, (m) => m.runAt),
-      column(messages, (m) => m.maxAttempts),
-      column(messages, (m) => m.backoff),
-      column(messages, (m) => m.correlationId),
-      column(messages, (m) => m.causationId),
+      ...column(messages, (m) => m.headers),
+      ...column(messages, (m) => m.priority),
+      ...column(messages, (m) => m.delayMs),
+      ...column(messages, (m) => m.runAt),
+      ...column(messages, (m) => m.maxAttempts),
+      ...column(messages, (m) => m.backoff),
+      ...column(messages, (m) => m.correlationId),
+      ...column(messages, (m) => m.causationId),
       queues,
+      counts,
       db.ctx.shard(),
     ],
   );
   return row?.ids == null ? null : row.ids.split(',');
 }
 
-/** One value per message, or null when every one is null (sent as a null array, which `unnest` pads). */
-function column<T>(messages: NewMessage[], f: (m: NewMessage) => T | null): (T | null)[] | null {
-  const values = messages.map(f);
-  return values.every((v) => v === null) ? null : values;
+/**
+ * One column of a batch as two parameters: the list of its values and null,
+ * or, when every message has the same value (null included), null and that
+ * value. A sendMany to one queue sends its queue name once rather than a
+ * thousand times, which neither side then has to escape, parse and unnest.
+ */
+function column<T>(messages: NewMessage[], f: (m: NewMessage) => T | null): [(T | null)[] | null, T | null] {
+  const first = f(messages[0] as NewMessage);
+  for (let i = 1; i < messages.length; i++) {
+    if (f(messages[i] as NewMessage) !== first) return [messages.map(f), null];
+  }
+  return [null, first];
 }
 
 /**
