@@ -1,11 +1,15 @@
+import { type CommitProbe, startCommitProbe } from '../lib/commit-tail.js';
+import { benchDataDir } from '../lib/data-dir.js';
 import { Helper, hear, tell } from '../lib/processes.js';
 import { percentile } from '../lib/stats.js';
 import { now, sleep } from '../lib/timing.js';
-import type { Payload, QueueSystem, Target } from '../systems/queue-system.js';
+import { type Payload, POSTGRES_URL, type QueueSystem, type Target } from '../systems/queue-system.js';
 import { makePayload } from './payload.js';
 import type { RunContext, RunResult } from './workload.js';
 
 const WARMUP = 20;
+/** Commits per second of the bare-commit probe beside a Sluice spike: 2.5% of the spike's rate. */
+const PROBE_RATE = 50;
 
 /**
  * W4 launch spike (the seeds' worked example, scaled): this process sends
@@ -15,6 +19,11 @@ const WARMUP = 20;
  * that takes `spikeHandlerMs`. Figures: achieved send rate, p99 send latency,
  * and time from the last send resolving to the last handler finishing. The
  * achieved rate counts sends that resolved, over the time to the last one.
+ *
+ * Beside a Sluice spike, a probe commits on the same store without any queue
+ * (an fdatasync on the data disk for SQLite, a one-row INSERT for PostgreSQL)
+ * 50 times a second: its slowest commit shows whether the store itself
+ * stalled during the spike, which then sets the floor under its send p99.
  */
 export async function runSpike(ctx: RunContext): Promise<RunResult> {
   const { system, target, params } = ctx;
@@ -41,6 +50,11 @@ export async function runSpike(ctx: RunContext): Promise<RunResult> {
     const maxOutstanding = params.spikeRate * 2;
     let outstanding = 0;
     let shed = 0;
+    let probe: CommitProbe | null = null;
+    if (!system.peer && system.store !== 'redis') {
+      const kind = system.store === 'sqlite' ? 'disk' : 'postgres';
+      probe = await startCommitProbe(kind, { dir: benchDataDir(), url: POSTGRES_URL }, PROBE_RATE);
+    }
     const start = now();
     let slot = 0;
     while (slot < total) {
@@ -70,6 +84,7 @@ export async function runSpike(ctx: RunContext): Promise<RunResult> {
       await sleep(1);
     }
     await Promise.all(sends);
+    const probed = probe === null ? null : await probe.stop();
     const sent = total - shed - failures;
     helper.send({ type: 'expect', total: sent });
     const done = await helper.next('spike-done');
@@ -83,14 +98,13 @@ export async function runSpike(ctx: RunContext): Promise<RunResult> {
         `W4: backlog not drained ${params.spikeDrainCapMs / 1000} s after the last send (${sent - completed} left)`,
       );
     }
-    return {
-      figures: {
-        'w4.rate': sent / ((lastResolved - start) / 1000),
-        'w4.p99': percentile(latencies, 0.99),
-        'w4.drain': drainMs,
-      },
-      notes,
+    const figures: Record<string, number> = {
+      'w4.rate': sent / ((lastResolved - start) / 1000),
+      'w4.p99': percentile(latencies, 0.99),
+      'w4.drain': drainMs,
     };
+    if (probed !== null && probed.length > 0) figures['w4.commitMax'] = Math.max(...probed);
+    return { figures, notes };
   } finally {
     await client.close();
     await helper.stop();
