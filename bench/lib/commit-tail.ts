@@ -1,13 +1,15 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import pg from 'pg';
+import { POSTGRES_URL, type QueueSystem } from '../systems/queue-system.js';
+import { benchDataDir } from './data-dir.js';
 import { now, sleepUntil } from './timing.js';
 
 /**
  * The machine's own commit latency, with no queue in the way: what a durable
- * send's latency tail cannot go below. W4 runs a light probe beside each
- * Sluice spike (`startCommitProbe`), so a tail that belongs to the machine (a
- * disk or a PostgreSQL that stalls now and then) shows as such in the same
+ * send's latency tail cannot go below. W3 and W4 run a light probe beside
+ * each Sluice run (`startStoreProbe`), so a tail that belongs to the machine
+ * (a disk or a PostgreSQL that stalls now and then) shows as such in the same
  * run; `probes/commit-tail.ts` offers W4's whole rate without a queue.
  */
 
@@ -150,4 +152,16 @@ export async function startCommitProbe(
       return latencies;
     },
   };
+}
+
+/**
+ * The probe for a Sluice system's store (the data disk for SQLite, the server
+ * for PostgreSQL), or null for a peer: peers share those stores, but one
+ * probe per store and workload is enough to read a tail, and it keeps the
+ * peers' runs exactly as they were.
+ */
+export async function startStoreProbe(system: QueueSystem, rate: number): Promise<CommitProbe | null> {
+  if (system.peer || system.store === 'redis') return null;
+  const kind = system.store === 'sqlite' ? 'disk' : 'postgres';
+  return startCommitProbe(kind, { dir: benchDataDir(), url: POSTGRES_URL }, rate);
 }

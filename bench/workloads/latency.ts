@@ -1,3 +1,4 @@
+import { startStoreProbe } from '../lib/commit-tail.js';
 import { Helper, hear, tell } from '../lib/processes.js';
 import { latencySummary } from '../lib/stats.js';
 import { now, sleep, sleepUntil } from '../lib/timing.js';
@@ -6,12 +7,16 @@ import { makePayload } from './payload.js';
 import type { RunContext, RunResult } from './workload.js';
 
 const WARMUP = 20;
+/** Commits per second of the bare-commit probe beside a Sluice run: a twentieth of the sends. */
+const PROBE_RATE = 10;
 
 /**
  * W3 latency: a worker in another process waits, idle; this process sends
  * `latencyMessages` one by one at a steady `latencyRate` per second (each send
  * starts on schedule, not after the previous one resolves). The worker records
  * handler-start time minus the send-call time carried in the payload.
+ * Beside a Sluice run, a probe commits on the same store without any queue ten
+ * times a second (see W4); its slowest commit is the figure `w3.commitMax`.
  */
 export async function runLatency(ctx: RunContext): Promise<RunResult> {
   const { system, target, params } = ctx;
@@ -32,11 +37,13 @@ export async function runLatency(ctx: RunContext): Promise<RunResult> {
     const interval = 1000 / params.latencyRate;
     const start = now() + 10;
     const sends: Promise<void>[] = [];
+    const probe = await startStoreProbe(system, PROBE_RATE);
     for (let i = 0; i < params.latencyMessages; i++) {
       await sleepUntil(start + i * interval);
       sends.push(client.sendOne(makePayload(i)));
     }
     await Promise.all(sends);
+    const probed = probe === null ? null : await probe.stop();
     const lateness = now() - (start + params.latencyMessages * interval);
     // Ask for whatever arrived if some messages never reach the handler.
     const timer = setTimeout(() => helper.send({ type: 'flush' }), 10_000);
@@ -48,7 +55,9 @@ export async function runLatency(ctx: RunContext): Promise<RunResult> {
       notes.push(`W3: only ${samples.length} of ${params.latencyMessages} messages reached the handler within 10 s`);
     }
     if (lateness > 1_000) notes.push(`W3: the sender fell ${Math.round(lateness)} ms behind its schedule`);
-    return { figures: { 'w3.p50': s.p50, 'w3.p95': s.p95, 'w3.p99': s.p99, 'w3.max': s.max }, notes };
+    const figures: Record<string, number> = { 'w3.p50': s.p50, 'w3.p95': s.p95, 'w3.p99': s.p99, 'w3.max': s.max };
+    if (probed !== null && probed.length > 0) figures['w3.commitMax'] = Math.max(...probed);
+    return { figures, notes };
   } finally {
     await client.close();
     await helper.stop();

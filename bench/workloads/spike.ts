@@ -1,9 +1,8 @@
-import { type CommitProbe, startCommitProbe } from '../lib/commit-tail.js';
-import { benchDataDir } from '../lib/data-dir.js';
+import { startStoreProbe } from '../lib/commit-tail.js';
 import { Helper, hear, tell } from '../lib/processes.js';
 import { percentile } from '../lib/stats.js';
 import { now, sleep } from '../lib/timing.js';
-import { type Payload, POSTGRES_URL, type QueueSystem, type Target } from '../systems/queue-system.js';
+import type { Payload, QueueSystem, Target } from '../systems/queue-system.js';
 import { makePayload } from './payload.js';
 import type { RunContext, RunResult } from './workload.js';
 
@@ -50,11 +49,7 @@ export async function runSpike(ctx: RunContext): Promise<RunResult> {
     const maxOutstanding = params.spikeRate * 2;
     let outstanding = 0;
     let shed = 0;
-    let probe: CommitProbe | null = null;
-    if (!system.peer && system.store !== 'redis') {
-      const kind = system.store === 'sqlite' ? 'disk' : 'postgres';
-      probe = await startCommitProbe(kind, { dir: benchDataDir(), url: POSTGRES_URL }, PROBE_RATE);
-    }
+    const probe = await startStoreProbe(system, PROBE_RATE);
     const start = now();
     let slot = 0;
     while (slot < total) {
