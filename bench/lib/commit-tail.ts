@@ -75,7 +75,7 @@ export async function postgresCommitLatencies(url: string, seconds: number, rate
   return latencies;
 }
 
-/** A probe running beside a workload; `stop` ends it and returns its latencies (ms). */
+/** A probe running beside a workload; `stop` ends it (once, however often called) and returns its latencies (ms). */
 export interface CommitProbe {
   stop(): Promise<number[]>;
 }
@@ -141,15 +141,22 @@ export async function startCommitProbe(
       latencies.push(now() - issued);
     }
   })();
+  // A failed commit ends the loop; `stop` reports it, and until then it is not an unhandled rejection.
+  loop.catch(() => undefined);
+  let stopped: Promise<number[]> | null = null;
+  const stop = async () => {
+    running = false;
+    try {
+      await loop;
+    } finally {
+      await close();
+    }
+    return latencies;
+  };
   return {
-    async stop() {
-      running = false;
-      try {
-        await loop;
-      } finally {
-        await close();
-      }
-      return latencies;
+    stop() {
+      stopped ??= stop();
+      return stopped;
     },
   };
 }

@@ -4,8 +4,9 @@
  * bare one-row INSERT into PostgreSQL from a pool of eight connections, each
  * started on a fixed schedule of 2,000 a second. When these tails are in the
  * tens of milliseconds, so is every durable system's W4 send p99 on that
- * machine, whatever the queue does. W4 takes the same measurement (3 s) after
- * each Sluice spike, as the figure `w4.commitP99`.
+ * machine, whatever the queue does. Beside each Sluice W3 and W4 run a light
+ * version (10 and 50 commits a second, one at a time) gives the figures
+ * `w3.commitMax` and `w4.commitMax`.
  *
  *   npx tsx bench/probes/commit-tail.ts [seconds]
  */

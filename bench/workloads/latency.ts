@@ -1,4 +1,4 @@
-import { startStoreProbe } from '../lib/commit-tail.js';
+import { type CommitProbe, startStoreProbe } from '../lib/commit-tail.js';
 import { Helper, hear, tell } from '../lib/processes.js';
 import { latencySummary } from '../lib/stats.js';
 import { now, sleep, sleepUntil } from '../lib/timing.js';
@@ -28,16 +28,18 @@ export async function runLatency(ctx: RunContext): Promise<RunResult> {
     expected: params.latencyMessages,
   });
   const client = await system.connect(target);
+  let probe: CommitProbe | null = null;
   try {
     await helper.next('ready');
     // Warm the sender's connection; the worker ignores these (negative index).
     for (let i = 0; i < WARMUP; i++) await client.sendOne(makePayload(-1));
     // Let the worker finish the warm-up and fall idle, waiting for work.
     await sleep(1_500);
+    // Started before the schedule is fixed: its set-up (a connection, a table) must not make the first sends late.
+    probe = await startStoreProbe(system, PROBE_RATE);
     const interval = 1000 / params.latencyRate;
     const start = now() + 10;
     const sends: Promise<void>[] = [];
-    const probe = await startStoreProbe(system, PROBE_RATE);
     for (let i = 0; i < params.latencyMessages; i++) {
       await sleepUntil(start + i * interval);
       sends.push(client.sendOne(makePayload(i)));
@@ -59,6 +61,7 @@ export async function runLatency(ctx: RunContext): Promise<RunResult> {
     if (probed !== null && probed.length > 0) figures['w3.commitMax'] = Math.max(...probed);
     return { figures, notes };
   } finally {
+    await probe?.stop();
     await client.close();
     await helper.stop();
   }

@@ -1,4 +1,4 @@
-import { startStoreProbe } from '../lib/commit-tail.js';
+import { type CommitProbe, startStoreProbe } from '../lib/commit-tail.js';
 import { Helper, hear, tell } from '../lib/processes.js';
 import { percentile } from '../lib/stats.js';
 import { now, sleep } from '../lib/timing.js';
@@ -35,6 +35,7 @@ export async function runSpike(ctx: RunContext): Promise<RunResult> {
     capMs: params.spikeDrainCapMs,
   });
   const client = await system.connect(target);
+  let probe: CommitProbe | null = null;
   try {
     await helper.next('ready');
     for (let i = 0; i < WARMUP; i++) await client.sendOne(makePayload(-1));
@@ -49,7 +50,7 @@ export async function runSpike(ctx: RunContext): Promise<RunResult> {
     const maxOutstanding = params.spikeRate * 2;
     let outstanding = 0;
     let shed = 0;
-    const probe = await startStoreProbe(system, PROBE_RATE);
+    probe = await startStoreProbe(system, PROBE_RATE);
     const start = now();
     let slot = 0;
     while (slot < total) {
@@ -101,6 +102,7 @@ export async function runSpike(ctx: RunContext): Promise<RunResult> {
     if (probed !== null && probed.length > 0) figures['w4.commitMax'] = Math.max(...probed);
     return { figures, notes };
   } finally {
+    await probe?.stop();
     await client.close();
     await helper.stop();
   }
