@@ -1,12 +1,6 @@
 /**
- * Sluice side-by-side benchmark: `npm run bench -- [options]`.
- *
- *   --runs N            runs per figure (default 3; the table shows median [min–max])
- *   --quick             small sizes and one run: a smoke check in about three minutes
- *   --only a,b          systems: sluice-sqlite, sluice-postgres, bullmq, pg-boss, graphile-worker
- *   --workloads W1,W3   workloads: W1, W2, W2k, W2f, W3, W4, MEM
- *   --out DIR           where latest.json / latest.svg / latest.png go (default bench/results)
- *   --render FILE       no runs: write latest.* again from a saved report (a stamped .json)
+ * Sluice side-by-side benchmark: `npm run bench -- [options]`; `--help` lists
+ * them (lib/cli.ts).
  *
  * Only a full run (every system and workload, not --quick) replaces
  * bench/results/latest.*; a partial run prints its table and writes its
@@ -23,16 +17,16 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import { renderPng, renderSvg } from './lib/chart.js';
+import { parseBenchArgs, parseSavedReport, USAGE, UsageError } from './lib/cli.js';
 import { FIGURES, memoryFigures } from './lib/figures.js';
 import { machineFacts } from './lib/machine.js';
 import { type ChildOutcome, runIsolated } from './lib/processes.js';
 import { type BenchReport, type RunFailure, renderTable, type SystemEntry, summarise } from './lib/report.js';
 import { checkTargets } from './lib/targets.js';
 import type { Target } from './systems/queue-system.js';
-import { isSystemName, loadSystem, SYSTEM_NAMES, type SystemName } from './systems/system-registry.js';
-import { FULL_PARAMS, type Params, QUICK_PARAMS, WORKLOAD_IDS, type WorkloadId } from './workloads/workload.js';
+import { loadSystem, type SystemName } from './systems/system-registry.js';
+import { FULL_PARAMS, type Params, QUICK_PARAMS, type WorkloadId } from './workloads/workload.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 
@@ -76,51 +70,32 @@ function timeoutOf(workload: WorkloadId, p: Params): number {
   }
 }
 
-function list(value: string | undefined, all: readonly string[], what: string): string[] {
-  if (value === undefined) return [...all];
-  const items = value
-    .split(',')
-    .map((s) => s.trim())
-    .filter(Boolean);
-  for (const item of items) {
-    if (!all.includes(item)) throw new Error(`unknown ${what} "${item}"; choose from ${all.join(', ')}`);
-  }
-  return items;
-}
-
 function log(text: string): void {
   process.stderr.write(`${text}\n`);
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({
-    options: {
-      runs: { type: 'string' },
-      quick: { type: 'boolean', default: false },
-      only: { type: 'string' },
-      workloads: { type: 'string' },
-      out: { type: 'string' },
-      render: { type: 'string' },
-    },
-  });
-  if (values.render !== undefined) {
-    let report: BenchReport;
-    try {
-      report = JSON.parse(fs.readFileSync(values.render, 'utf8')) as BenchReport;
-    } catch (error) {
-      log(`--render needs a saved report (bench/results/<stamp>.json): ${(error as Error).message}`);
-      process.exit(2);
-    }
-    await writeReport(report, path.resolve(values.out ?? path.join(here, 'results')), null);
+  const command = parseBenchArgs(process.argv.slice(2));
+  if (command.kind === 'help') {
+    process.stdout.write(`${USAGE}\n`);
     return;
   }
-  const quick = values.quick === true;
+  if (command.kind === 'render') {
+    let text: string;
+    try {
+      text = fs.readFileSync(command.file, 'utf8');
+    } catch (error) {
+      throw new UsageError(
+        `cannot read ${command.file} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message}); pass a report from bench/results`,
+      );
+    }
+    const report = parseSavedReport(text, command.file);
+    await writeReport(report, path.resolve(command.out ?? path.join(here, 'results')), null);
+    return;
+  }
+  const { quick, runs, systems, workloads } = command;
   const params = quick ? QUICK_PARAMS : FULL_PARAMS;
-  const runs = values.runs !== undefined ? Number(values.runs) : quick ? 1 : 3;
-  if (!Number.isInteger(runs) || runs < 1) throw new Error('--runs must be a positive whole number');
-  const systems = list(values.only, SYSTEM_NAMES, 'system').filter(isSystemName);
-  const workloads = list(values.workloads, WORKLOAD_IDS, 'workload') as WorkloadId[];
-  const outDir = path.resolve(values.out ?? path.join(here, 'results'));
+  const outDir = path.resolve(command.out ?? path.join(here, 'results'));
   const started = new Date();
   const stamp = started.toISOString().replace(/[:.]/g, '-');
 
@@ -231,8 +206,7 @@ async function main(): Promise<void> {
   };
   report.targets = checkTargets(report);
 
-  const partial = quick || systems.length < SYSTEM_NAMES.length || workloads.length < WORKLOAD_IDS.length;
-  if (partial && values.out === undefined) {
+  if (command.partial && command.out === undefined) {
     // A partial run must not replace the full run the README shows.
     process.stdout.write(`${renderTable(report)}\n`);
     const partialDir = path.join(outDir, 'partial');
@@ -274,6 +248,14 @@ async function cleanUp(system: SystemName, outcome: ChildOutcome): Promise<void>
 }
 
 main().catch((error: unknown) => {
-  log(`bench failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
+  if (error instanceof UsageError) {
+    log(`sluice bench: ${error.message}\n\n${USAGE}`);
+    process.exit(2);
+  }
+  // Not the caller's mistake: say what failed; the stack only when asked for.
+  const message = error instanceof Error ? error.message : String(error);
+  const stack =
+    process.env.BENCH_DEBUG && error instanceof Error ? `\n${error.stack ?? ''}` : ' (BENCH_DEBUG=1 prints the stack)';
+  log(`bench failed: ${message}${stack}`);
   process.exit(1);
 });
