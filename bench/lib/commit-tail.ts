@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import pg from 'pg';
-import { POSTGRES_URL, type QueueSystem } from '../systems/queue-system.js';
+import { POSTGRES_URL, type QueueSystem, type Target } from '../systems/queue-system.js';
 import { benchDataDir } from './data-dir.js';
 import { now, sleepUntil } from './timing.js';
 
@@ -91,7 +91,7 @@ export interface CommitProbe {
  */
 export async function startCommitProbe(
   kind: 'disk' | 'postgres',
-  target: { dir: string; url: string },
+  target: { dir: string; url: string; schema?: string },
   rate: number,
 ): Promise<CommitProbe> {
   const latencies: number[] = [];
@@ -116,7 +116,7 @@ export async function startCommitProbe(
       await fs.promises.rm(file, { force: true });
     };
   } else {
-    const table = `sluice_bench_commit_probe_${process.pid}`;
+    const table = `${target.schema === undefined ? '' : `"${target.schema}".`}sluice_bench_commit_probe_${process.pid}`;
     const client = new pg.Client({ connectionString: target.url });
     await client.connect();
     await client.query(`CREATE TABLE ${table} (id bigserial PRIMARY KEY, body text)`);
@@ -165,10 +165,15 @@ export async function startCommitProbe(
  * The probe for a Sluice system's store (the data disk for SQLite, the server
  * for PostgreSQL), or null for a peer: peers share those stores, but one
  * probe per store and workload is enough to read a tail, and it keeps the
- * peers' runs exactly as they were.
+ * peers' runs exactly as they were. Its file or table lives in the run's own
+ * queue (folder or schema), so a run killed at its time limit leaves nothing
+ * behind once its queue is destroyed.
  */
-export async function startStoreProbe(system: QueueSystem, rate: number): Promise<CommitProbe | null> {
+export async function startStoreProbe(system: QueueSystem, target: Target, rate: number): Promise<CommitProbe | null> {
   if (system.peer || system.store === 'redis') return null;
-  const kind = system.store === 'sqlite' ? 'disk' : 'postgres';
-  return startCommitProbe(kind, { dir: benchDataDir(), url: POSTGRES_URL }, rate);
+  if (system.store === 'sqlite') {
+    return startCommitProbe('disk', { dir: String(target.dir ?? benchDataDir()), url: POSTGRES_URL }, rate);
+  }
+  const schema = typeof target.schema === 'string' ? target.schema : undefined;
+  return startCommitProbe('postgres', { dir: benchDataDir(), url: POSTGRES_URL, ...(schema ? { schema } : {}) }, rate);
 }

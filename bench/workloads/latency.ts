@@ -36,7 +36,7 @@ export async function runLatency(ctx: RunContext): Promise<RunResult> {
     // Let the worker finish the warm-up and fall idle, waiting for work.
     await sleep(1_500);
     // Started before the schedule is fixed: its set-up (a connection, a table) must not make the first sends late.
-    probe = await startStoreProbe(system, PROBE_RATE);
+    probe = await startStoreProbe(system, target, PROBE_RATE);
     const interval = 1000 / params.latencyRate;
     const start = now() + 10;
     const sends: Promise<void>[] = [];

@@ -50,7 +50,7 @@ export async function runSpike(ctx: RunContext): Promise<RunResult> {
     const maxOutstanding = params.spikeRate * 2;
     let outstanding = 0;
     let shed = 0;
-    probe = await startStoreProbe(system, PROBE_RATE);
+    probe = await startStoreProbe(system, target, PROBE_RATE);
     const start = now();
     let slot = 0;
     while (slot < total) {

@@ -124,35 +124,45 @@ describe('bench --quick on both Sluice stores', () => {
     // Each run made its own queue (a folder, a schema) and removed it.
     expect(await benchSchemas()).toEqual(schemasBefore);
     expect(benchDirs()).toEqual(dirsBefore);
+    const probeTables = await admin.query(
+      "SELECT 1 FROM pg_tables WHERE tablename LIKE 'sluice\\_bench\\_commit\\_probe%'",
+    );
+    expect(probeTables.rowCount).toBe(0);
   });
 });
 
 describe('a run that overstays its limit', () => {
-  it('is killed with its helper process, recorded as timed out, and its queue can be removed', {
+  it('is killed with its helper process, recorded as timed out, and leaves nothing once its queue is removed', {
     timeout: 60_000,
   }, async () => {
+    const dirsBefore = benchDirs();
     const runId = `overstay_${process.pid}_${Date.now()}`;
-    // W3 at full size sends for ten seconds, with its worker in a helper process; allow four.
+    // W3 at full size sends for ten seconds after its set-up, with its worker in a helper process
+    // and a commit probe writing beside it; allow six.
     const running = runIsolated(
       { role: 'run', system: 'sluice-sqlite', workload: 'W3', mode: '', runId, params: FULL_PARAMS },
-      4_000,
+      6_000,
     );
-    // Three seconds in, the run and its worker are both up.
-    await new Promise((resolve) => setTimeout(resolve, 3_000));
+    // Five seconds in, the run and its worker are both up.
+    await new Promise((resolve) => setTimeout(resolve, 5_000));
     expect(processesMentioning(runId).length).toBeGreaterThanOrEqual(2);
     const outcome = await running;
     expect(outcome.status).toBe('timed out');
-    expect(outcome.error).toBe('killed after 4000 ms');
+    expect(outcome.error).toBe('killed after 6000 ms');
     // Nothing that mentions the run is left a moment later (its process group is killed).
     await new Promise((resolve) => setTimeout(resolve, 500));
     expect(processesMentioning(runId)).toEqual([]);
-    // The queue it had created is still there, named in the messages the run sent before it was killed.
+    // What it wrote is all in the queue it had created, named in the messages it sent before it was killed:
+    // the SQLite files and the commit probe's scratch file.
     const created = outcome.messages.find((m) => m.type === 'target');
     expect(created).toBeDefined();
     const target = created?.target as Target;
-    expect(fs.existsSync(target.dir as string)).toBe(true);
+    const inside = fs.readdirSync(target.dir as string);
+    expect(inside).toContain('sluice.db');
+    expect(inside.some((f) => f.startsWith('commit-probe-'))).toBe(true);
     const cleaned = await runIsolated({ role: 'destroy', system: 'sluice-sqlite', target }, 30_000);
     expect(cleaned.status).toBe('ok');
     expect(fs.existsSync(target.dir as string)).toBe(false);
+    expect(benchDirs()).toEqual(dirsBefore);
   });
 });
