@@ -90,12 +90,16 @@ async function main(): Promise<void> {
       );
     }
     const report = parseSavedReport(text, command.file);
-    await writeReport(report, path.resolve(command.out ?? path.join(here, 'results')), null);
+    const outDir = path.resolve(command.out ?? path.join(here, 'results'));
+    assertWritableFolder(outDir);
+    await writeReport(report, outDir, null);
     return;
   }
   const { quick, runs, systems, workloads } = command;
   const params = quick ? QUICK_PARAMS : FULL_PARAMS;
   const outDir = path.resolve(command.out ?? path.join(here, 'results'));
+  // A run takes minutes: find out now, not at the end, that its results could not be written.
+  assertWritableFolder(outDir);
   const started = new Date();
   const stamp = started.toISOString().replace(/[:.]/g, '-');
 
@@ -218,6 +222,18 @@ async function main(): Promise<void> {
     return;
   }
   await writeReport(report, outDir, stamp);
+}
+
+/** Creates `dir` if needed; a UsageError when it is not a folder this process can write to. */
+function assertWritableFolder(dir: string): void {
+  try {
+    fs.mkdirSync(dir, { recursive: true });
+    fs.accessSync(dir, fs.constants.W_OK);
+    if (!fs.statSync(dir).isDirectory()) throw Object.assign(new Error('not a folder'), { code: 'ENOTDIR' });
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code ?? (error as Error).message;
+    throw new UsageError(`cannot write results to ${dir} (${code}); pass --out with a folder you can write to`);
+  }
 }
 
 /** Prints the table and writes latest.{json,txt,svg,png} (and `<stamp>.json` for a new run) to `outDir`. */

@@ -101,6 +101,22 @@ describe('bench command line', () => {
     }
   });
 
+  it('refuses, before measuring anything, an --out that is not a folder it can write to', () => {
+    const file = path.join(scratch, 'a-file');
+    fs.writeFileSync(file, '');
+    const r = bench('--workloads', 'W1', '--out', path.join(file, 'results'));
+    expect(r.code).toBe(2);
+    expect(r.stderr.split('\n')[0]).toBe(
+      `sluice bench: cannot write results to ${path.join(file, 'results')} (ENOTDIR); pass --out with a folder you can write to`,
+    );
+    expect(r.stderr).not.toContain('measuring the machine');
+    const saved = path.join(scratch, 'saved-for-out.json');
+    fs.writeFileSync(saved, JSON.stringify(report({})));
+    const render = bench('--render', saved, '--out', file);
+    expect(render.code).toBe(2);
+    expect(render.stderr).toContain(`cannot write results to ${file} (EEXIST)`);
+  });
+
   it('refuses a file that is not a saved report, naming what is missing', () => {
     const file = path.join(scratch, 'not-a-report.json');
     fs.writeFileSync(file, JSON.stringify({ name: 'sluice' }));
