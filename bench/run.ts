@@ -227,9 +227,9 @@ async function main(): Promise<void> {
 /** Creates `dir` if needed; a UsageError when it is not a folder this process can write to. */
 function assertWritableFolder(dir: string): void {
   try {
+    // Fails (EEXIST, ENOTDIR) where a file stands in the way.
     fs.mkdirSync(dir, { recursive: true });
     fs.accessSync(dir, fs.constants.W_OK);
-    if (!fs.statSync(dir).isDirectory()) throw Object.assign(new Error('not a folder'), { code: 'ENOTDIR' });
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code ?? (error as Error).message;
     throw new UsageError(`cannot write results to ${dir} (${code}); pass --out with a folder you can write to`);

@@ -171,9 +171,7 @@ export async function startCommitProbe(
  */
 export async function startStoreProbe(system: QueueSystem, target: Target, rate: number): Promise<CommitProbe | null> {
   if (system.peer || system.store === 'redis') return null;
-  if (system.store === 'sqlite') {
-    return startCommitProbe('disk', { dir: String(target.dir ?? benchDataDir()), url: POSTGRES_URL }, rate);
-  }
+  const dir = typeof target.dir === 'string' ? target.dir : benchDataDir();
   const schema = typeof target.schema === 'string' ? target.schema : undefined;
-  return startCommitProbe('postgres', { dir: benchDataDir(), url: POSTGRES_URL, ...(schema ? { schema } : {}) }, rate);
+  return startCommitProbe(system.store === 'sqlite' ? 'disk' : 'postgres', { dir, url: POSTGRES_URL, schema }, rate);
 }
