@@ -96,15 +96,19 @@ describe.each(STORE_KINDS)('work() (%s)', (kind) => {
       { concurrency: 2 },
     );
     await done.done;
-    // With handlers taking 150 ms, 100 ms of work is one message beyond the two running;
-    // one more may be a finished message whose ack is still being committed.
+    // With handlers taking 150 ms, 100 ms of work is one message beyond the two running,
+    // so the worker mostly holds three. A slot frees before its ack commits, and both
+    // slots finish together, so for the length of that commit up to two finished
+    // messages are still leased beside the two new ones and the one prefetched.
     const samples: number[] = [];
-    for (let i = 0; i < 5; i++) {
+    for (let i = 0; i < 8; i++) {
       samples.push((await s.queue('q').stats()).inFlight);
-      await new Promise((r) => setTimeout(r, 40));
+      await new Promise((r) => setTimeout(r, 30));
     }
     await worker.close();
-    expect(Math.max(...samples)).toBeLessThanOrEqual(4);
+    samples.sort((a, b) => a - b);
+    expect(samples[samples.length / 2]).toBeLessThanOrEqual(3);
+    expect(samples[samples.length - 1]).toBeLessThanOrEqual(5);
   });
 
   it('automatic prefetch claims fast work in large batches', async () => {
