@@ -22,7 +22,9 @@ import { parseBenchArgs, parseSavedReport, USAGE, UsageError } from './lib/cli.j
 import { FIGURES, memoryFigures } from './lib/figures.js';
 import { machineFacts } from './lib/machine.js';
 import { type ChildOutcome, runIsolated } from './lib/processes.js';
+import { quietMachine } from './lib/quiet.js';
 import { type BenchReport, type RunFailure, renderTable, type SystemEntry, summarise } from './lib/report.js';
+import { spread } from './lib/stats.js';
 import { checkTargets } from './lib/targets.js';
 import type { Target } from './systems/queue-system.js';
 import { loadSystem, type SystemName } from './systems/system-registry.js';
@@ -149,8 +151,16 @@ async function main(): Promise<void> {
   const collected: Record<string, Record<string, number[]>> = {};
   const notes: BenchReport['notes'] = [];
   const failures: RunFailure[] = [];
+  const quietMs: number[] = [];
+  const quietSkipsNoted = new Set<string>();
   for (const [i, job] of jobs.entries()) {
     const what = `${job.system} ${job.workload}${job.mode ? ` ${job.mode}` : ''} run ${job.run}`;
+    const quiet = await quietMachine();
+    quietMs.push(quiet.ms);
+    if (quiet.skipped !== null && !quietSkipsNoted.has(quiet.skipped)) {
+      quietSkipsNoted.add(quiet.skipped);
+      notes.push({ system: 'harness', note: `the quiet step before each job skipped a part: ${quiet.skipped}` });
+    }
     const t0 = Date.now();
     const outcome = await runIsolated(
       {
@@ -191,6 +201,13 @@ async function main(): Promise<void> {
     }
   }
 
+  if (quietMs.length > 0) {
+    const q = spread(quietMs);
+    notes.push({
+      system: 'harness',
+      note: `before each job, CHECKPOINT and sync(1) wrote out what earlier jobs left: median ${Math.round(q?.median ?? 0)} ms, at most ${Math.round(q?.max ?? 0)} ms`,
+    });
+  }
   const finished = new Date();
   const report: BenchReport = {
     startedAt: started.toISOString(),

@@ -109,6 +109,10 @@ describe('bench --quick on both Sluice stores', () => {
     const rate = saved.results['sluice-sqlite']?.['w1.seq']?.median as number;
     const disk = saved.results['sluice-sqlite']?.['w1.seqDisk']?.median as number;
     expect(share).toBeCloseTo((100 * rate) / disk, 6);
+    // Each job started after the quiet step (CHECKPOINT and sync), and neither part was skipped.
+    const harness = saved.notes.filter((n) => n.system === 'harness').map((n) => n.note);
+    expect(harness.some((n) => n.startsWith('before each job, CHECKPOINT and sync(1)'))).toBe(true);
+    expect(harness.filter((n) => n.includes('skipped'))).toEqual([]);
     // The machine it ran on is part of the report.
     expect(saved.machine.fsyncPerSec).toBeGreaterThan(0);
     expect(saved.machine.postgresCommitsPerSec).toBeGreaterThan(0);
