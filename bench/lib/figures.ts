@@ -64,6 +64,13 @@ export const FIGURES: FigureSpec[] = [
   },
   { id: 'w4.rate', workload: 'W4', label: 'W4 achieved send rate', unit: 'msg/s', better: 'higher' },
   { id: 'w4.p99', workload: 'W4', label: 'W4 send latency p99', unit: 'ms', better: 'lower' },
+  {
+    id: 'w4.p99Slot',
+    workload: 'W4',
+    label: 'W4 send latency p99, from its scheduled time',
+    unit: 'ms',
+    better: 'lower',
+  },
   { id: 'w4.drain', workload: 'W4', label: 'W4 drain after last send', unit: 'ms', better: 'lower' },
   {
     id: 'w4.commitMax',

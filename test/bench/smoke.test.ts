@@ -1,6 +1,6 @@
 /**
  * The benchmark harness end to end, on both Sluice stores for real: a --quick
- * run of W1 and W3 writes a complete report and cleans up after itself, and a
+ * run of W1, W3 and W4 writes a complete report and cleans up after itself, and a
  * run that overstays its limit is killed with every process it started. No
  * figure's size is asserted: speed is for `npm run bench` to report, not for
  * a test to judge.
@@ -57,7 +57,7 @@ function processesMentioning(text: string): number[] {
 }
 
 describe('bench --quick on both Sluice stores', () => {
-  it('writes a full report of W1 and W3 and leaves no queue behind', { timeout: 180_000 }, async () => {
+  it('writes a full report of W1, W3 and W4 and leaves no queue behind', { timeout: 180_000 }, async () => {
     const schemasBefore = await benchSchemas();
     const dirsBefore = benchDirs();
     const out = path.join(scratch, 'quick');
@@ -71,15 +71,15 @@ describe('bench --quick on both Sluice stores', () => {
         '--only',
         'sluice-sqlite,sluice-postgres',
         '--workloads',
-        'W1,W3',
+        'W1,W3,W4',
         '--out',
         out,
       ],
       { encoding: 'utf8', timeout: 170_000 },
     );
     expect(r.status, r.stderr).toBe(0);
-    // Progress for each of the 8 runs (3 W1 modes and W3, on each store), then the table.
-    expect(r.stderr).toContain('[8/8] sluice-postgres W3 run 1:');
+    // Progress for each of the 10 runs (3 W1 modes, W3 and W4, on each store), then the table.
+    expect(r.stderr).toContain('[10/10] sluice-postgres W4 run 1:');
     expect(r.stdout).toContain('Targets (medians):');
 
     const saved = JSON.parse(fs.readFileSync(path.join(out, 'latest.json'), 'utf8')) as BenchReport;
@@ -100,6 +100,11 @@ describe('bench --quick on both Sluice stores', () => {
         expect(Number.isFinite(f?.median)).toBe(true);
       }
       const p = (id: string) => figures[id]?.median as number;
+      for (const id of ['w4.rate', 'w4.p99', 'w4.p99Slot', 'w4.drain']) {
+        expect(Number.isFinite(p(id)), `${system} ${id}`).toBe(true);
+      }
+      // A send is issued at or after its slot falls due, so timed from the slot it is never faster.
+      expect(p('w4.p99Slot')).toBeGreaterThanOrEqual(p('w4.p99'));
       expect(p('w3.p50')).toBeLessThanOrEqual(p('w3.p95'));
       expect(p('w3.p95')).toBeLessThanOrEqual(p('w3.p99'));
       expect(p('w3.p99')).toBeLessThanOrEqual(p('w3.max'));
