@@ -1,5 +1,10 @@
 import fs from 'node:fs';
 
+/** An fdatasync slower than this means the disk is stalled: stop syncing on the event loop. */
+export const STALL_MS = 20;
+/** Sync on the event loop again only after the disk has answered within STALL_MS for this long. */
+export const CALM_MS = 1_000;
+
 /**
  * Group fsync of the write-ahead log, off the event loop.
  *
@@ -18,6 +23,8 @@ export class WalSync {
   private running: Promise<void> | null = null;
   private next: Promise<void> | null = null;
   private fd: number | null = null;
+  /** Since when every fdatasync was fast, while inline syncs are held off; null while they are allowed. */
+  private stalledCalmSince: number | null = null;
 
   constructor(private readonly walPath: string) {}
 
@@ -30,11 +37,20 @@ export class WalSync {
    * hand-off to the thread pool and back costs about a fifth of an fsync),
    * for producers, whose callers await each send. Consumers settle without
    * inline syncs so their handlers keep running during the fsync.
+   *
+   * An inline fsync holds the whole process for as long as the disk takes:
+   * 0.1-0.3 ms usually, but 17-990 ms measured while the kernel wrote back
+   * gigabytes, when a web server producing messages would stall every
+   * request. So once one takes longer than STALL_MS, syncs go to the thread
+   * pool, and come back inline only after the disk has answered within
+   * STALL_MS for CALM_MS.
    */
   sync(inlineWhenIdle = false): Promise<void> {
-    if (this.running === null && inlineWhenIdle) {
+    if (this.running === null && inlineWhenIdle && this.stalledCalmSince === null) {
       try {
+        const started = performance.now();
         fs.fdatasyncSync(this.descriptor());
+        if (performance.now() - started > STALL_MS) this.stalledCalmSince = performance.now();
         return Promise.resolve();
       } catch (error) {
         return Promise.reject(error);
@@ -55,13 +71,28 @@ export class WalSync {
     return this.next;
   }
 
+  /** Whether inline syncs are held off because the disk stalled (see sync). */
+  get stalled(): boolean {
+    return this.stalledCalmSince !== null;
+  }
+
   private async run(): Promise<void> {
     try {
       const fd = this.descriptor();
+      const started = performance.now();
       await new Promise<void>((resolve, reject) => fs.fdatasync(fd, (error) => (error ? reject(error) : resolve())));
+      this.observe(performance.now() - started);
     } finally {
       this.running = null;
     }
+  }
+
+  /** While inline syncs are held off, a slow fsync restarts the calm period; a long enough one ends it. */
+  private observe(ms: number): void {
+    if (this.stalledCalmSince === null) return;
+    const now = performance.now();
+    if (ms > STALL_MS) this.stalledCalmSince = now;
+    else if (now - this.stalledCalmSince >= CALM_MS) this.stalledCalmSince = null;
   }
 
   /**
