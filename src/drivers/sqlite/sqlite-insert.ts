@@ -80,6 +80,11 @@ function insertUnit(
   run: PlainRun,
   wake: WakeSet,
 ): InsertUnitResult {
+  if (unit.kind === 'send' && unit.messages.length === 1) {
+    const lone = unit.messages[0] as NewMessage;
+    if (lone.idempotencyKey === null && lone.orderingKey === null)
+      return insertLonePlain(ctx, lone, now, queues, counters, run);
+  }
   const messages = unit.kind === 'send' ? unit.messages : fanOut(ctx, unit.topic, unit.message, topics);
   const rows = new Map<string, QueueRowLite>();
   for (const m of messages) {
@@ -153,6 +158,36 @@ function insertUnit(
     });
   }
   return { ok: true, messages: inserted };
+}
+
+/**
+ * insertUnit for the commonest unit: one `send` with neither an idempotency
+ * key nor an ordering key (what concurrent single sends are). The same
+ * decisions without the general path's per-unit maps and arrays, which cost
+ * about a tenth of such a send's time when 64 share a transaction.
+ */
+function insertLonePlain(
+  ctx: SqliteContext,
+  m: NewMessage,
+  now: number,
+  queues: Map<string, QueueRowLite>,
+  counters: CounterDeltas,
+  run: PlainRun,
+): InsertUnitResult {
+  let q = queues.get(m.queue);
+  if (q === undefined) {
+    q = queueRowEnsure(ctx, m.queue, now);
+    queues.set(m.queue, q);
+  }
+  const { maxDepth } = q.config;
+  if (maxDepth !== null && q.depth + 1 > maxDepth) {
+    return { ok: false, full: { queue: m.queue, maxDepth, retryAfterMs: FULL_RETRY_AFTER_MS } };
+  }
+  counters.add(m.queue, 1, 1, 0, 0, 0);
+  q.depth += 1;
+  const result: InsertedMessage = { id: '', queue: m.queue, duplicate: false };
+  run.add(m, result, q);
+  return { ok: true, messages: [result] };
 }
 
 /** Rows per multi-row INSERT: a few fixed sizes, so a handful of statements are prepared. */
