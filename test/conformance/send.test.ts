@@ -298,4 +298,28 @@ describe.each(STORE_KINDS)('send (%s)', (kind) => {
     await expect(s.send('q', '漢'.repeat(40))).rejects.toBeInstanceOf(PayloadTooLargeError); // 122 bytes with quotes
     await expect(s.send('q', 'a'.repeat(90))).resolves.toMatchObject({ duplicate: false });
   });
+
+  it('a long loop of awaited sends lets timers in the same process run', async () => {
+    const s = await store.current.open();
+    await s.send('loop', { warm: true });
+    // A worker's lease keeper and handler timeouts are timers like this one.
+    let ticks = 0;
+    const timer = setInterval(() => {
+      ticks += 1;
+    }, 1);
+    const started = performance.now();
+    let sent = 0;
+    try {
+      while (performance.now() - started < 300) {
+        await s.send('loop', { i: sent });
+        sent += 1;
+      }
+    } finally {
+      clearInterval(timer);
+    }
+    expect(sent).toBeGreaterThan(10);
+    // The store lets the loop turn at least every 10 ms or so: about 30 turns in 300 ms.
+    expect(ticks).toBeGreaterThanOrEqual(5);
+    expect((await s.queue('loop').stats()).ready).toBe(sent + 1);
+  });
 });

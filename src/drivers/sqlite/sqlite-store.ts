@@ -25,6 +25,7 @@ import type {
   StoreCapabilities,
   Subscription,
 } from '../../store/store.js';
+import { LoopYield } from './loop-yield.js';
 import * as admin from './sqlite-admin.js';
 import { claimMessages } from './sqlite-claim.js';
 import type { WakeSet } from './sqlite-context.js';
@@ -69,6 +70,8 @@ export class SqliteStore implements Store {
   private readonly busyTimeoutMs: number;
   /** Set when acknowledged writes must be on disk before they resolve (synchronous 'full'). */
   private readonly walSync: WalSync | null;
+  /** Lets the event loop turn during long runs of awaited calls (see LoopYield). */
+  private readonly loopYield = new LoopYield();
   private closed = false;
 
   private constructor(options: SqliteStoreOptions) {
@@ -162,6 +165,8 @@ export class SqliteStore implements Store {
    * attempt rolled back, so retrying the whole transaction is safe.
    */
   private async withBusyRetry<T>(what: string, attempt: () => T): Promise<T> {
+    const pause = this.loopYield.pause();
+    if (pause !== null) await pause;
     const deadline = Date.now() + this.busyTimeoutMs;
     for (let tries = 0; ; tries++) {
       if (this.closed) throw new ClosedError('the SQLite store');
