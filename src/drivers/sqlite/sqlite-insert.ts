@@ -87,14 +87,7 @@ function insertUnit(
   }
   const messages = unit.kind === 'send' ? unit.messages : fanOut(ctx, unit.topic, unit.message, topics);
   const rows = new Map<string, QueueRowLite>();
-  for (const m of messages) {
-    let q = queues.get(m.queue);
-    if (q === undefined) {
-      q = queueRowEnsure(ctx, m.queue, now);
-      queues.set(m.queue, q);
-    }
-    rows.set(m.queue, q);
-  }
+  for (const m of messages) rows.set(m.queue, transactionQueueRow(ctx, queues, m.queue, now));
 
   // Duplicates first: they store nothing and do not count against maxDepth.
   // Earlier units' keys must be in the table before looking them up.
@@ -174,11 +167,7 @@ function insertLonePlain(
   counters: CounterDeltas,
   run: PlainRun,
 ): InsertUnitResult {
-  let q = queues.get(m.queue);
-  if (q === undefined) {
-    q = queueRowEnsure(ctx, m.queue, now);
-    queues.set(m.queue, q);
-  }
+  const q = transactionQueueRow(ctx, queues, m.queue, now);
   const { maxDepth } = q.config;
   if (maxDepth !== null && q.depth + 1 > maxDepth) {
     return { ok: false, full: { queue: m.queue, maxDepth, retryAfterMs: FULL_RETRY_AFTER_MS } };
@@ -188,6 +177,21 @@ function insertLonePlain(
   const result: InsertedMessage = { id: '', queue: m.queue, duplicate: false };
   run.add(m, result, q);
   return { ok: true, messages: [result] };
+}
+
+/** A queue's row, read (or created) once per transaction and kept in `queues` for its other units. */
+function transactionQueueRow(
+  ctx: SqliteContext,
+  queues: Map<string, QueueRowLite>,
+  queue: string,
+  now: number,
+): QueueRowLite {
+  let q = queues.get(queue);
+  if (q === undefined) {
+    q = queueRowEnsure(ctx, queue, now);
+    queues.set(queue, q);
+  }
+  return q;
 }
 
 /** Rows per multi-row INSERT: a few fixed sizes, so a handful of statements are prepared. */
